@@ -1,0 +1,176 @@
+"""Notebook tooling shared by ``make notebooks`` and the notebook tests.
+
+- :func:`execute` runs a notebook top to bottom in a fresh ``python3`` kernel (optionally with
+  parameters injected the papermill way, optionally twice in the same kernel);
+- :func:`clean` strips what changes from run to run without being content (widget state, timing
+  metadata, the interpreter's patch version), so diffs show only real changes;
+- :func:`violations` lists every way a committed notebook breaks the series' policy
+  (DESIGN section 7 and CONTRIBUTING.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+
+KERNEL_NAME = "python3"
+NOTEBOOK_METADATA_KEYS = {"kernelspec", "language_info"}
+CELL_METADATA_KEYS = {"tags", "jupyter"}
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+RAISES_TAGS = {"raises-exception", "nbval-raises-exception"}
+NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+
+
+def notebooks() -> list[Path]:
+    """The series' notebooks, in syllabus order."""
+    return sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def tags(cell: Any) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def code_cells(nb: Any) -> list[Any]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def clean(nb: Any) -> Any:
+    """Remove volatile metadata and transient widget outputs, in place; returns ``nb``.
+
+    Progress bars (``tqdm.auto``) render as ipywidgets whose ids change on every run and whose
+    state lives outside the notebook; they are dropped from the stored outputs. Text output,
+    figures and tables stay.
+    """
+    nb.metadata = {k: v for k, v in nb.metadata.items() if k in NOTEBOOK_METADATA_KEYS}
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL_NAME}
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    for cell in nb.cells:
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in CELL_METADATA_KEYS}
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.outputs:
+            data = out.get("data", {})
+            if WIDGET_MIME in data:
+                continue
+            kept.append(out)
+        cell.outputs = kept
+    return nb
+
+
+def violations(nb: Any) -> list[str]:
+    """Every way ``nb`` breaks the committed-notebook policy; an empty list means it complies."""
+    problems: list[str] = []
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    if kernel != KERNEL_NAME:
+        problems.append(f"kernelspec is {kernel!r}, expected {KERNEL_NAME!r}")
+    extra = set(nb.metadata) - NOTEBOOK_METADATA_KEYS
+    if extra:
+        problems.append(f"volatile notebook metadata {sorted(extra)} (run `make notebooks`)")
+    counts = [c.execution_count for c in code_cells(nb) if c.source.strip()]
+    if any(c is None for c in counts):
+        problems.append("some code cells were never executed (run `make notebooks`)")
+    elif counts != list(range(1, len(counts) + 1)):
+        problems.append(f"execution counts are {counts}, not 1..{len(counts)} in order (run `make notebooks`)")
+    parameter_cells = [c for c in nb.cells if "parameters" in tags(c)]
+    if len(parameter_cells) != 1 or parameter_cells[0].cell_type != "code":
+        problems.append(f"expected exactly one code cell tagged 'parameters', found {len(parameter_cells)}")
+    for i, cell in enumerate(nb.cells):
+        extra = set(cell.metadata) - CELL_METADATA_KEYS
+        if extra:
+            problems.append(f"cell {i}: volatile cell metadata {sorted(extra)} (run `make notebooks`)")
+        if cell.cell_type != "code":
+            continue
+        for out in cell.outputs:
+            if out.output_type == "error" and not tags(cell) & RAISES_TAGS:
+                problems.append(f"cell {i}: stored error output {out.ename}: {out.evalue}")
+            if WIDGET_MIME in out.get("data", {}):
+                problems.append(f"cell {i}: stored widget output (run `make notebooks`)")
+        if tags(cell) & RAISES_TAGS and not any(o.output_type == "error" for o in cell.outputs):
+            problems.append(f"cell {i}: tagged raises-exception but stores no error")
+    return problems
+
+
+def template_violations(nb: Any, name: str) -> list[str]:
+    """Where ``nb`` departs from the DESIGN section 6 template (title, objectives, exercises, ending)."""
+    problems: list[str] = []
+    if not NOTEBOOK_NAME.match(name):
+        problems.append(f"file name {name!r} is not NN_topic.ipynb")
+    first = nb.cells[0] if nb.cells else None
+    if first is None or first.cell_type != "markdown" or not first.source.lstrip().startswith("# "):
+        problems.append("the first cell must be markdown starting with a '# ' title")
+    else:
+        intro = first.source.lower()
+        for word in ("objectives", "prerequisites", "run time"):
+            if word not in intro:
+                problems.append(f"the first cell must state the {word}")
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown").lower()
+    for heading in ("summary", "quiz", "further reading"):
+        if heading not in text:
+            problems.append(f"no '{heading}' section")
+    solutions = [c for c in code_cells(nb) if "### BEGIN SOLUTION" in c.source]
+    if not name.startswith("00_") and len(solutions) < 2:
+        problems.append(f"{len(solutions)} exercise(s) with '### BEGIN SOLUTION' markers; at least 2 expected")
+    for c in solutions:
+        if "### END SOLUTION" not in c.source:
+            problems.append("an exercise opens '### BEGIN SOLUTION' without '### END SOLUTION'")
+    return problems
+
+
+def sanitizer(path: Path = ROOT / "tests" / "nbval_sanitize.cfg"):
+    """The regex replacements nbval applies (``tests/nbval_sanitize.cfg``), as one function on text."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(path)
+    rules = [(re.compile(config[s]["regex"]), config[s]["replace"]) for s in config.sections()]
+
+    def apply(text: str) -> str:
+        for pattern, replacement in rules:
+            text = pattern.sub(replacement, text)
+        return text
+
+    return apply
+
+
+def inject_parameters(nb: Any, parameters: dict[str, Any]) -> Any:
+    """Return a copy of ``nb`` with ``parameters`` injected after its ``parameters`` cell (papermill)."""
+    from papermill.parameterize import parameterize_notebook
+
+    nb = copy.deepcopy(nb)
+    if not parameters:
+        return nb
+    nb.metadata.setdefault("papermill", {})
+    return parameterize_notebook(nb, parameters, kernel_name=KERNEL_NAME, language="python")
+
+
+def execute(nb: Any, *, cwd: Path = NOTEBOOK_DIR, timeout: int = 1800, repeat: int = 1) -> Any:
+    """Execute ``nb`` in one fresh kernel, ``repeat`` times back to back; returns the executed copy.
+
+    With ``repeat=2`` the cells are run twice in the same kernel ("run all" twice), which is how the
+    tests check that every cell can be re-run. Cells tagged ``raises-exception`` may raise; any other
+    error raises ``nbclient.exceptions.CellExecutionError``.
+    """
+    from nbclient import NotebookClient
+
+    run = copy.deepcopy(nb)
+    run.cells = [copy.deepcopy(c) for _ in range(repeat) for c in nb.cells]
+    client = NotebookClient(run, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    return run
+
+
+def read(path: Path) -> Any:
+    return nbformat.read(str(path), as_version=4)
+
+
+def write(nb: Any, path: Path) -> None:
+    nbformat.validate(nb)
+    nbformat.write(nb, str(path))
