@@ -9,3 +9,481 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.rcParams.setdefault("figure.dpi", 100)
+
+
+# --- training curves and gradient norms (tutorial_lib.train; notebooks 02, 05-08) ------------------
+
+
+def _moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over up to ``window`` values, same length as ``values``."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def _step_epochs(history) -> list[float]:
+    """The x position, in epochs, of every recorded step (step i ends at (i + 1) / steps_per_epoch)."""
+    epochs = max(len(history.epochs), 1)
+    per_epoch = max(len(history.step_loss) // epochs, 1) if history.epochs else max(len(history.step_loss), 1)
+    return [(i + 1) / per_epoch for i in range(len(history.step_loss))]
+
+
+def _check_history(history, name: str = "history") -> None:
+    if not all(hasattr(history, a) for a in ("epochs", "step_loss", "step_lr")):
+        raise TypeError(f"{name} must be a tutorial_lib.train.History (what fit returns), got {type(history).__name__}")
+
+
+def plot_history(history, *, title: str | None = None, smooth: int = 20):
+    """Loss and accuracy of one ``fit`` run: two panels, x axis in epochs.
+
+    The loss panel shows every step (faint), its trailing mean over ``smooth`` steps, and the
+    validation loss at each epoch end; the accuracy panel shows train and validation accuracy per
+    epoch.
+
+    Args:
+        history: the ``History`` that ``tutorial_lib.train.fit`` returned.
+        title: figure title.
+        smooth: window of the trailing mean of the step losses (1 for none).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    _check_history(history)
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be a positive integer window, got {smooth!r}")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    x = _step_epochs(history)
+    ax_loss.plot(x, history.step_loss, color="C0", alpha=0.25, linewidth=0.8, label="train (step)")
+    ax_loss.plot(x, _moving_average(list(history.step_loss), smooth), color="C0", label=f"train (mean of {smooth})")
+    epochs = [r["epoch"] for r in history.epochs]
+    val_loss = [r["val_loss"] for r in history.epochs]
+    if any(v is not None for v in val_loss):
+        ax_loss.plot(epochs, val_loss, "o-", color="C1", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [r["train_acc"] for r in history.epochs], "o-", color="C0", label="train")
+    val_acc = [r["val_acc"] for r in history.epochs]
+    if any(v is not None for v in val_acc):
+        ax_acc.plot(epochs, val_acc, "o-", color="C1", label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax_acc.legend()
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histories(histories, *, title: str | None = None, smooth: int = 20):
+    """Compare several ``fit`` runs: smoothed training loss (left) and accuracy per epoch (right).
+
+    Accuracy is the validation accuracy when the runs have it (solid), and the training accuracy
+    otherwise (dashed).
+
+    Args:
+        histories: ``{run_name: History}``, in legend order.
+        title: figure title.
+        smooth: window of the trailing mean of the step losses.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(histories, "items") or not histories:
+        raise TypeError("histories must be a non-empty dict {run_name: History}")
+    if isinstance(smooth, bool) or not isinstance(smooth, int) or smooth < 1:
+        raise ValueError(f"smooth must be a positive integer window, got {smooth!r}")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, (name, history) in enumerate(histories.items()):
+        _check_history(history, f"histories[{name!r}]")
+        color = f"C{i}"
+        ax_loss.plot(_step_epochs(history), _moving_average(list(history.step_loss), smooth), color=color, label=name)
+        epochs = [r["epoch"] for r in history.epochs]
+        val_acc = [r["val_acc"] for r in history.epochs]
+        if any(v is not None for v in val_acc):
+            ax_acc.plot(epochs, val_acc, "o-", color=color, label=f"{name} (validation)")
+        else:
+            ax_acc.plot(epochs, [r["train_acc"] for r in history.epochs], "o--", color=color, label=f"{name} (train)")
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title=f"training loss (mean of {smooth} steps)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy per epoch", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gradient_norms(norms, *, ax=None, title: str | None = None, log: bool = True):
+    """Per-layer gradient norms (e.g. from ``tutorial_lib.train.gradient_norms``), input to output.
+
+    Args:
+        norms: ``{layer_name: norm}`` for one model, or ``{model_name: {layer_name: norm}}`` to
+            compare several; layers are plotted in the order given (forward order).
+        ax: axes to draw on; a new figure when ``None``.
+        title: axes title.
+        log: logarithmic y axis (gradient norms span orders of magnitude in deep plain networks).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(norms, "items") or not norms:
+        raise TypeError("norms must be a non-empty dict {layer: norm} or {model: {layer: norm}}")
+    series = norms if all(hasattr(v, "items") for v in norms.values()) else {"model": norms}
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+    else:
+        fig = ax.figure
+    for name, layer_norms in series.items():
+        values = [float(v) for v in layer_norms.values()]
+        ax.plot(range(1, len(values) + 1), values, "o-", markersize=3, label=str(name))
+    ax.set(xlabel="layer (1 = nearest the input)", ylabel="gradient norm of the weights", title=title or "gradient norm per layer")
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
+    if len(series) > 1 or "model" not in series:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+# --- data galleries (tutorial_lib.data, multiscale-digits; notebook 00's data tour) -----------------
+
+
+def _display_image(image):
+    """A (3, H, W) tensor or array, float in [0, 1] or uint8, as an (H, W, 3) float array for imshow."""
+    import numpy as np
+
+    array = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if array.ndim != 3 or array.shape[0] not in (1, 3):
+        raise ValueError(f"expected a (3, H, W) or (1, H, W) image, got shape {tuple(array.shape)}")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    array = np.clip(array.transpose(1, 2, 0), 0.0, 1.0)
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def _check_dataset(dataset, name: str = "dataset") -> None:
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__") or len(dataset) == 0:
+        raise TypeError(f"{name} must be a non-empty Dataset of (image, label), e.g. from tutorial_lib.data.load_dataset")
+
+
+def _item_title(dataset, index: int, label: int) -> str:
+    """'7 · 24 px' when the dataset records object sizes, else the class name."""
+    classes = getattr(dataset, "classes", None)
+    text = str(classes[label]) if classes is not None else str(label)
+    sizes = getattr(dataset, "object_sizes", None)
+    if sizes is not None:
+        text += f" · {int(sizes[index])} px"
+    return text
+
+
+def show_gallery(
+    dataset,
+    n: int = 16,
+    *,
+    ncols: int = 8,
+    indices=None,
+    seed: int = 0,
+    sort_by_size: bool = False,
+    title: str | None = None,
+    scale: float = 1.5,
+):
+    """A grid of examples, each titled with its label and, for ``multiscale-digits``, its object size.
+
+    Args:
+        dataset: any Dataset of ``(image, label)`` with (3, H, W) images; ``classes`` and
+            ``object_sizes`` attributes are used when present.
+        n: number of examples (ignored when ``indices`` is given).
+        ncols: examples per row.
+        indices: the exact items to show; a seeded random sample of ``n`` when ``None``.
+        seed: seed of that sample (the same seed shows the same items).
+        sort_by_size: order the examples by object size, smallest first.
+        title: figure title; by default the dataset's split.
+        scale: inches per example.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    _check_dataset(dataset)
+    if indices is None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        rng = np.random.default_rng(seed)
+        indices = rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)
+    indices = [int(i) for i in indices]
+    if not indices or any(not -len(dataset) <= i < len(dataset) for i in indices):
+        raise ValueError(f"indices must be a non-empty list of item numbers in [0, {len(dataset)})")
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"ncols must be a positive integer, got {ncols!r}")
+    sizes = getattr(dataset, "object_sizes", None)
+    if sort_by_size:
+        if sizes is None:
+            raise ValueError("sort_by_size=True needs a dataset with object_sizes (multiscale-digits)")
+        indices.sort(key=lambda i: (int(sizes[i]), i))
+    ncols = min(ncols, len(indices))
+    nrows = -(-len(indices) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, indices):
+        image, label = dataset[index]
+        ax.imshow(_display_image(image), interpolation="nearest")
+        ax.set_title(_item_title(dataset, index, int(label)), fontsize=9)
+    split = getattr(dataset, "split", None)
+    if title is None and split is not None:
+        title = f"split {split!r}"
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_splits(splits, n: int = 8, *, seed: int = 0, scale: float = 1.5, title: str | None = None):
+    """Each split side by side, one row per split, examples ordered by object size.
+
+    The images all have the same side, so the rows show what changes between splits: the size of
+    the object inside the image. Each row is labelled with its split and its range of object sizes.
+
+    Args:
+        splits: ``{split_name: dataset}``, in row order, e.g. the four ``multiscale-digits`` splits.
+        n: examples per row (a seeded random sample of each split).
+        seed: seed of the samples.
+        scale: inches per example.
+        title: figure title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not hasattr(splits, "items") or not splits:
+        raise TypeError("splits must be a non-empty dict {split_name: dataset}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    for name, dataset in splits.items():
+        _check_dataset(dataset, f"splits[{name!r}]")
+    fig, axes = plt.subplots(len(splits), n, figsize=(scale * n + 1.0, scale * len(splits) + 0.4), squeeze=False)
+    for row, (name, dataset) in enumerate(splits.items()):
+        rng = np.random.default_rng(seed)
+        indices = [int(i) for i in rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)]
+        sizes = getattr(dataset, "object_sizes", None)
+        label_text = str(name)
+        if sizes is not None:
+            indices.sort(key=lambda i: (int(sizes[i]), i))
+            label_text += f"\n{int(sizes.min())}-{int(sizes.max())} px"
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(indices):
+                ax.axis("off")
+                continue
+            image, label = dataset[indices[col]]
+            ax.imshow(_display_image(image), interpolation="nearest")
+            ax.set_title(_item_title(dataset, indices[col], int(label)), fontsize=9)
+        axes[row][0].set_ylabel(label_text, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_object_sizes(splits, *, ax=None, title: str | None = None):
+    """Histogram of object sizes (pixels) per split: the ranges a network trains and is tested on.
+
+    Args:
+        splits: ``{split_name: dataset}`` whose datasets have ``object_sizes``.
+        ax: axes to draw on; a new figure when ``None``.
+        title: axes title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not hasattr(splits, "items") or not splits:
+        raise TypeError("splits must be a non-empty dict {split_name: dataset}")
+    for name, dataset in splits.items():
+        if getattr(dataset, "object_sizes", None) is None:
+            raise TypeError(f"splits[{name!r}] has no object_sizes; plot_object_sizes needs multiscale-digits splits")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+    else:
+        fig = ax.figure
+    for i, (name, dataset) in enumerate(splits.items()):
+        sizes = np.asarray(dataset.object_sizes)
+        values, counts = np.unique(sizes, return_counts=True)
+        ax.bar(values, counts / counts.sum(), width=0.9, color=f"C{i}", alpha=0.7, label=f"{name} ({values.min()}-{values.max()} px)")
+    image_size = getattr(next(iter(splits.values())), "image_size", None)
+    xlabel = "object side (pixels)" + (f" in a {image_size}x{image_size} image" if image_size else "")
+    ax.set(xlabel=xlabel, ylabel="fraction of the split", title=title or "object sizes per split")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- convolution: feature maps, receptive fields, cost curves (notebooks 01, 03, 04) -------------
+
+
+def plot_feature_maps(maps, n: int = 16, *, ncols: int = 8, title: str | None = None, labels=None,
+                      scale: float = 1.4, cmap: str = "magma"):
+    """Show the first ``n`` channels of a feature map, each on its own colour scale.
+
+    Each channel is scaled to its own minimum and maximum: absolute values differ by orders of
+    magnitude between channels, and what a learner looks for is the *pattern* (edges, blobs, where
+    a channel fires).
+
+    Args:
+        maps: A ``(C, H, W)`` or ``(1, C, H, W)`` tensor or array.
+        n: How many channels to show (the first ``n``; at most ``C``).
+        ncols: Panels per row.
+        title: Figure title.
+        labels: Optional panel titles, one per shown channel (default: the channel index).
+        scale: Panel size in inches.
+        cmap: Matplotlib colour map.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: If ``maps`` is not 3-D (or 4-D with batch 1), or ``n``/``ncols`` < 1.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    array = maps.detach().float().cpu().numpy() if hasattr(maps, "detach") else np.asarray(maps, dtype=float)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3:
+        raise ValueError(f"maps must be (C, H, W) or (1, C, H, W), got shape {tuple(array.shape)}")
+    if n < 1 or ncols < 1:
+        raise ValueError(f"n and ncols must be >= 1, got n={n}, ncols={ncols}")
+    n = min(n, array.shape[0])
+    if labels is not None and len(labels) < n:
+        raise ValueError(f"labels has {len(labels)} entries but {n} channels are shown")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, (scale + 0.25) * nrows + (0.4 if title else 0)),
+                             squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= n:
+            continue
+        ax.imshow(array[index], cmap=cmap)
+        ax.set_title(str(labels[index]) if labels is not None else f"ch {index}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_receptive_fields(image, boxes, *, title: str | None = None, ax=None):
+    """Draw square receptive fields on an image.
+
+    Args:
+        image: ``(H, W, 3)`` array (uint8 or float in [0, 1]) or a ``(3, H, W)`` tensor.
+        boxes: ``{label: (top, left, size)}`` in input pixels. A box that leaves the image is drawn
+            dashed, clipped to the image border, and its legend entry says so.
+        title: Axes title.
+        ax: Axes to draw on (default: a new figure).
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: If ``image`` has the wrong shape or a box is malformed.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    if hasattr(image, "detach"):
+        array = _display_image(image)
+    else:
+        array = np.asarray(image)
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"image must be (H, W, 3), got shape {array.shape}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 5 * array.shape[0] / array.shape[1]))
+    else:
+        fig = ax.figure
+    ax.imshow(array)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, box) in enumerate(boxes.items()):
+        if len(box) != 3 or box[2] < 1:
+            raise ValueError(f"box {label!r} must be (top, left, size) with size >= 1, got {box!r}")
+        top, left, size = box
+        height, width = array.shape[:2]
+        # Clip to the image; pixel i covers [i - 0.5, i + 0.5] in imshow coordinates.
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + size, height), min(left + size, width)
+        clipped = (y0, x0, y1, x1) != (top, left, top + size, left + size)
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
+                               linestyle="--" if clipped else "-", edgecolor=colors[index % len(colors)],
+                               label=f"{label}: {size} px" + (" (beyond the image)" if clipped else "")))
+    ax.set_xlim(-0.5, array.shape[1] - 0.5)
+    ax.set_ylim(array.shape[0] - 0.5, -0.5)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title or "receptive fields of one output pixel")
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = None,
+                    logy: bool = False, ax=None):
+    """Line plot of one or more cost series against a common x axis (e.g. GMACs vs resolution).
+
+    Args:
+        x: The x values.
+        series: ``{label: y values}``, each as long as ``x``.
+        xlabel: X axis label.
+        ylabel: Y axis label.
+        title: Axes title.
+        logy: Log-scale y axis.
+        ax: Axes to draw on (default: a new figure).
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: If a series' length differs from ``x``'s, or ``series`` is empty.
+    """
+    import matplotlib.pyplot as plt
+
+    x = list(x)
+    if not series:
+        raise ValueError("series is empty; pass {label: values}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    for label, values in series.items():
+        values = list(values)
+        if len(values) != len(x):
+            raise ValueError(f"series {label!r} has {len(values)} values for {len(x)} x values")
+        ax.plot(x, values, marker="o", label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
