@@ -201,3 +201,166 @@ def check_stage_shapes(answer: dict, *, model, image_size: int) -> None:
                 f"{name}: expected {expected}, got {got!r}; channels are width * 2**i * 4, and the "
                 "resolution halves at layer2, layer3 and layer4 (ceil of odd sizes)")
     _ok(f"all four stage shapes at {image_size} px")
+
+
+# --- 02 residual blocks ------------------------------------------------------------------------
+
+
+def check_shortcut_function(fn) -> None:
+    """Check ``fn(inplanes, planes, stride) -> nn.Module``: the shortcut of a BasicBlock.
+
+    It must be the identity (no parameters) when the block keeps shape, and otherwise a 1x1
+    convolution with the block's stride followed by BatchNorm, loadable into
+    ``tutorial_lib.blocks.projection`` (He et al. 2016, sec 3.3, option B).
+    """
+    import torch
+    from torch import nn
+
+    from tutorial_lib.blocks import projection
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 8, 8)
+    same = _call(fn, 16, 16, 1)
+    if not isinstance(same, nn.Module):
+        raise AssertionError(f"return an nn.Module (nn.Identity() when nothing changes), got {type(same).__name__}")
+    if sum(p.numel() for p in same.parameters()) != 0 or not torch.equal(same(x), x):
+        raise AssertionError("with inplanes == planes and stride 1 the shortcut is the identity: return nn.Identity()")
+    for inplanes, planes, stride in [(16, 32, 2), (16, 32, 1), (16, 16, 2)]:
+        got = _call(fn, inplanes, planes, stride)
+        expected = projection(inplanes, planes, stride)
+        n_got = sum(p.numel() for p in got.parameters())
+        n_expected = sum(p.numel() for p in expected.parameters())
+        convs = [m for m in got.modules() if isinstance(m, nn.Conv2d)]
+        where = f"shortcut({inplanes}, {planes}, stride={stride})"
+        if not convs:
+            raise AssertionError(f"{where}: the shapes differ, so the shortcut needs a 1x1 nn.Conv2d (a projection)")
+        conv = convs[0]
+        if conv.kernel_size != (1, 1):
+            raise AssertionError(f"{where}: use a 1x1 convolution (kernel_size=1), got {conv.kernel_size}")
+        if conv.stride != (stride, stride):
+            raise AssertionError(f"{where}: the convolution must use the block's stride ({stride}) to match F(x)'s size")
+        if conv.bias is not None:
+            raise AssertionError(f"{where}: pass bias=False; the BatchNorm after it has its own shift")
+        if not any(isinstance(m, nn.BatchNorm2d) for m in got.modules()):
+            raise AssertionError(f"{where}: follow the convolution with nn.BatchNorm2d({planes})")
+        if n_got != n_expected:
+            raise AssertionError(f"{where}: {n_got} parameters, expected {n_expected} (conv 1x1 without bias + BatchNorm)")
+        try:
+            expected.load_state_dict(got.state_dict(), strict=True)
+        except RuntimeError as error:
+            raise AssertionError(
+                f"{where}: build it as nn.Sequential(conv, bn) so its keys are 0.weight, 1.weight, ... ({error})"
+            ) from None
+        got.eval()
+        expected.eval()
+        x_in = torch.randn(2, inplanes, 8, 8)
+        with torch.no_grad():
+            if not torch.allclose(got(x_in), expected(x_in), atol=1e-6):
+                raise AssertionError(f"{where}: same weights as tutorial_lib.blocks.projection but different outputs")
+    _ok("identity when the shape is kept, a 1x1 projection + BatchNorm otherwise; equals tutorial_lib.blocks.projection")
+
+
+def check_zero_init_function(fn) -> None:
+    """Check ``fn(block)``: zero the scale of a BasicBlock's last BatchNorm so the block starts as the identity.
+
+    Goyal et al. 2017 ("Accurate, Large Minibatch SGD", sec 5.1) and torchvision's
+    ``zero_init_residual=True``: with ``bn2.weight = 0`` the residual branch outputs 0 and, for the
+    non-negative input a previous ReLU produces, the block returns its input unchanged.
+    """
+    import torch
+
+    from tutorial_lib.blocks import BasicBlock
+
+    torch.manual_seed(0)
+    block = BasicBlock(8, 8)
+    with torch.no_grad():  # non-trivial BatchNorm parameters, so a wrong tensor cannot look right
+        for bn in (block.bn1, block.bn2):
+            bn.weight.uniform_(0.5, 1.5)
+        block.bn1.bias.uniform_(-0.5, 0.5)  # bn2.bias stays 0, as after initialisation
+    before = {k: v.clone() for k, v in block.state_dict().items()}
+    result = _call(fn, block)
+    if result is not None and result is not block:
+        raise AssertionError("change the block in place (and return it or nothing), do not build a new one")
+    after = block.state_dict()
+    changed = [k for k in before if k != "bn2.weight" and not torch.equal(before[k], after[k])]
+    if not torch.equal(after["bn2.weight"], torch.zeros_like(after["bn2.weight"])):
+        hint = f" (you changed {changed} instead)" if changed else ""
+        raise AssertionError("bn2.weight (the last BatchNorm's scale, gamma) must be all zeros" + hint)
+    if changed:
+        raise AssertionError(f"only bn2.weight should change, but {changed} changed too")
+    x = torch.relu(torch.randn(4, 8, 6, 6))  # what a block receives: the output of a ReLU
+    for mode in ("train", "eval"):
+        getattr(block, mode)()
+        with torch.no_grad():
+            if not torch.equal(block(x), x):
+                raise AssertionError(f"in {mode}() mode the block should return its (non-negative) input unchanged")
+    _ok("bn2.weight = 0: the residual branch outputs zero and the block starts as the identity")
+
+
+# --- 05 inter-layer normalization --------------------------------------------------------------
+
+
+def check_bn_fold(scale, shift, bn) -> None:
+    """Check that ``x * scale + shift`` (per channel) equals the eval-mode output of BatchNorm ``bn``.
+
+    Folding is how BatchNorm costs nothing at inference: the per-channel scale and shift can even be
+    merged into the preceding convolution's weights and bias.
+    """
+    import torch
+
+    for name, value in (("scale", scale), ("shift", shift)):
+        if not isinstance(value, torch.Tensor):
+            raise AssertionError(f"{name} must be a tensor with one value per channel, got {type(value).__name__}")
+        if value.shape != (bn.num_features,):
+            raise AssertionError(f"{name} must have shape ({bn.num_features},), one value per channel; got {tuple(value.shape)}")
+    was_training = bn.training
+    bn.eval()
+    try:
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(4, bn.num_features, 5, 5, generator=gen) * 3 + 1
+        x = x.to(bn.running_mean.device, bn.running_mean.dtype)
+        with torch.no_grad():
+            expected = bn(x)
+            got = x * scale.detach().view(1, -1, 1, 1) + shift.detach().view(1, -1, 1, 1)
+    finally:
+        bn.train(was_training)
+    if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+        with torch.no_grad():
+            right_scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        if torch.allclose(scale.detach(), 1 / torch.sqrt(bn.running_var + bn.eps), rtol=1e-4):
+            raise AssertionError("close: the scale must include the learned weight (gamma) too")
+        if torch.allclose(scale.detach(), right_scale.detach(), rtol=1e-4):
+            raise AssertionError("the scale is right; the shift is bias - running_mean * scale")
+        raise AssertionError("scale = weight / sqrt(running_var + eps): use the running statistics, not a batch's")
+    _ok("eval-mode BatchNorm is one multiply and one add per value: y = x * scale + shift")
+
+
+def check_group_norm_function(fn) -> None:
+    """Check ``fn(x, num_groups, eps)`` against ``torch.nn.functional.group_norm`` (no affine).
+
+    Wu & He 2018, eq. 1 with the set S_i of eq. 7: each sample's channels are split into
+    ``num_groups`` groups and each group is normalized over its channels and all positions.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 12, 5, 4, generator=gen) * 2 + torch.arange(12.0).view(1, 12, 1, 1)
+    for groups in (1, 3, 4, 12):
+        got = _call(fn, x, groups, 1e-5)
+        if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+            raise AssertionError(f"return a tensor shaped like x {tuple(x.shape)}, got {getattr(got, 'shape', type(got).__name__)}")
+        expected = F.group_norm(x, groups, eps=1e-5)
+        if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
+            if groups == 1 and torch.allclose(got, F.instance_norm(x, eps=1e-5), atol=1e-5):
+                raise AssertionError("with num_groups=1 every channel shares one group (LayerNorm), not one group per channel")
+            per_batch = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(0, 2, 3), correction=0, keepdim=True) + 1e-5)
+            if torch.allclose(got, per_batch, atol=1e-5):
+                raise AssertionError("that is BatchNorm: GroupNorm never mixes samples, so keep the batch axis apart")
+            raise AssertionError(
+                f"wrong for num_groups={groups}: reshape to (N, G, C // G * H * W), normalize the last axis with "
+                "the biased variance (correction=0), reshape back"
+            )
+        if not torch.allclose(_call(fn, x[:1], groups, 1e-5), got[:1], atol=1e-6):
+            raise AssertionError("a sample's output must not depend on the rest of the batch")
+    _ok("GroupNorm: per sample, per group of channels; equals torch.nn.functional.group_norm for 1, 3, 4 and 12 groups")

@@ -448,15 +448,17 @@ def show_receptive_fields(image, boxes, *, title: str | None = None, ax=None):
 
 
 def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = None,
-                    logy: bool = False, ax=None):
+                    reference=None, logy: bool = False, ax=None):
     """Line plot of one or more cost series against a common x axis (e.g. GMACs vs resolution).
 
     Args:
         x: The x values.
-        series: ``{label: y values}``, each as long as ``x``.
+        series: ``{label: y values}``, each as long as ``x`` (solid lines with markers).
         xlabel: X axis label.
         ylabel: Y axis label.
         title: Axes title.
+        reference: Optional ``{label: y values}`` drawn as dashed lines without markers (a model or
+            prediction to compare the measurements with).
         logy: Log-scale y axis.
         ax: Axes to draw on (default: a new figure).
 
@@ -475,14 +477,137 @@ def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = 
         fig, ax = plt.subplots(figsize=(6, 3.5))
     else:
         fig = ax.figure
-    for label, values in series.items():
-        values = list(values)
-        if len(values) != len(x):
-            raise ValueError(f"series {label!r} has {len(values)} values for {len(x)} x values")
-        ax.plot(x, values, marker="o", label=label)
+    for dashed, group in ((False, series), (True, reference or {})):
+        for label, values in group.items():
+            values = list(values)
+            if len(values) != len(x):
+                raise ValueError(f"series {label!r} has {len(values)} values for {len(x)} x values")
+            if dashed:
+                ax.plot(x, values, linestyle="--", color="0.4", label=label)
+            else:
+                ax.plot(x, values, marker="o", label=label)
     if logy:
         ax.set_yscale("log")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --- 05 inter-layer normalization: running statistics, activations through depth, batch size -----
+
+
+def plot_running_estimates(traces, *, target=None, xlabel: str = "training step", ylabel: str = "running_mean",
+                           title: str | None = None, ax=None):
+    """How running estimates (e.g. BatchNorm's ``running_mean``) approach a target, step by step.
+
+    Args:
+        traces: ``{label: values}``, one value per step (step 1 first).
+        target: the value the estimates should reach (dashed line), or ``None``.
+        xlabel: x axis label.
+        ylabel: y axis label.
+        title: axes title.
+        ax: axes to draw on; a new figure when ``None``.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(traces, "items") or not traces:
+        raise TypeError("traces must be a non-empty dict {label: values per step}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+    else:
+        fig = ax.figure
+    for label, values in traces.items():
+        values = [float(v) for v in values]
+        ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=str(label))
+    if target is not None:
+        ax.axhline(float(target), color="0.3", linestyle="--", label=f"target {float(target):.3g}")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "running estimates")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_depth_statistics(stats, *, title: str | None = None):
+    """Mean and standard deviation of each residual block's output, input to output, per model.
+
+    Args:
+        stats: ``{model_name: {"mean": [...], "std": [...]}}``, one value per block in forward order.
+        title: figure title.
+
+    Returns:
+        The matplotlib figure (left: standard deviation, log scale; right: mean, symmetric log scale).
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(stats, "items") or not stats:
+        raise TypeError("stats must be a non-empty dict {model_name: {'mean': [...], 'std': [...]}}")
+    for name, series in stats.items():
+        if not hasattr(series, "keys") or not {"mean", "std"} <= set(series.keys()):
+            raise TypeError(f"stats[{name!r}] must be a dict with 'mean' and 'std' lists")
+        if len(series["mean"]) != len(series["std"]) or not series["std"]:
+            raise ValueError(f"stats[{name!r}] needs non-empty 'mean' and 'std' of the same length")
+    fig, (ax_std, ax_mean) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (name, series) in enumerate(stats.items()):
+        blocks = range(1, len(series["std"]) + 1)
+        ax_std.plot(blocks, [float(v) for v in series["std"]], "o-", markersize=3, color=f"C{i}", label=str(name))
+        ax_mean.plot(blocks, [float(v) for v in series["mean"]], "o-", markersize=3, color=f"C{i}", label=str(name))
+    ax_std.set_yscale("log")
+    ax_mean.set_yscale("symlog", linthresh=1.0)
+    ax_std.set(xlabel="residual block (1 = nearest the input)", ylabel="std of the block output", title="standard deviation")
+    ax_mean.set(xlabel="residual block (1 = nearest the input)", ylabel="mean of the block output", title="mean")
+    for ax in (ax_std, ax_mean):
+        ax.grid(alpha=0.3, which="both")
+    ax_std.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = None, ax=None):
+    """Test error against images per batch, one line per normalization (Wu & He 2018, Fig. 1 style).
+
+    Args:
+        results: ``{norm_name: {batch_size: accuracy in [0, 1]}}``.
+        reference: optional ``{norm_name: {batch_size: error in %}}`` drawn as square markers (e.g. a paper's).
+        title: axes title.
+        ax: axes to draw on; a new figure when ``None``.
+
+    Returns:
+        The matplotlib figure; the x axis runs from the largest batch to the smallest, as in the paper.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(results, "items") or not results:
+        raise TypeError("results must be a non-empty dict {norm_name: {batch_size: accuracy}}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    else:
+        fig = ax.figure
+    sizes = set()
+    for i, (name, by_size) in enumerate(results.items()):
+        if not hasattr(by_size, "items") or not by_size:
+            raise TypeError(f"results[{name!r}] must be a non-empty dict {{batch_size: accuracy}}")
+        xs = sorted(by_size, reverse=True)
+        sizes.update(xs)
+        ax.plot(xs, [100.0 * (1.0 - float(by_size[b])) for b in xs], "o-", color=f"C{i}", label=f"{name} (measured)")
+    for i, (name, by_size) in enumerate((reference or {}).items()):
+        xs = sorted(by_size, reverse=True)
+        sizes.update(xs)
+        # Markers only: a paper may report a few batch sizes, and a line would invent the ones between.
+        ax.plot(xs, [float(by_size[b]) for b in xs], "s", color=f"C{i}", alpha=0.6, markersize=8, label=f"{name} (paper)")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(sizes, reverse=True)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.set_xlim(max(ticks) * 1.3, min(ticks) / 1.3)
+    ax.set(xlabel="images per batch", ylabel="test error (%)", title=title or "batch-size sensitivity")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -1,0 +1,508 @@
+"""ResNet (He et al. 2016) with torchvision's state_dict layout, plus options for small inputs.
+
+With default options every builder here produces exactly torchvision's network: the same module
+names, parameter shapes and computation, so torchvision's and timm's ``resnet*`` weights load with
+``strict=True`` and give identical outputs (the tests check this for every depth).
+
+The options scale the same architecture down for a CPU:
+
+* ``width``: channels of the stem and of the first stage (64 in the paper); stage ``i`` has
+  ``width * 2**i`` bottleneck channels.
+* ``stem``: ``"imagenet"`` (7x7/2 convolution + 3x3/2 max-pool, a 4x downsampling for 224 px
+  images) or ``"small"`` (one 3x3/1 convolution and no pooling, for 32-64 px images, as in the
+  paper's CIFAR-10 networks, section 4.2).
+* ``norm``: the normalization, by name or factory (see :mod:`tutorial_lib.norm`).
+* ``stride_in``: ``"v1.5"`` (torchvision) or ``"v1"`` (the paper), see
+  :class:`tutorial_lib.blocks.Bottleneck`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from tutorial_lib.blocks import STRIDE_IN_NAMES, BasicBlock, Bottleneck, projection
+from tutorial_lib.norm import get_norm_layer
+
+Block = type[BasicBlock] | type[Bottleneck]
+
+STEM_NAMES = ("imagenet", "small")
+"""Valid values of the ``stem`` option."""
+
+# Block type and blocks per stage (He et al. 2016, Table 1).
+_ARCHS: dict[str, tuple[Block, tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+}
+
+ARCH_NAMES: tuple[str, ...] = tuple(_ARCHS)
+"""Architectures :func:`create_model` knows."""
+
+OPTION_NAMES = ("width", "stem", "norm", "zero_init_residual", "stride_in", "in_channels")
+"""Keyword options every builder accepts besides ``num_classes``."""
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+class ResNet(nn.Module):
+    """A residual network: stem, four stages of residual blocks, global pooling, classifier.
+
+    Args:
+        block: :class:`~tutorial_lib.blocks.BasicBlock` or :class:`~tutorial_lib.blocks.Bottleneck`.
+        layers: Blocks per stage, four ints (``(3, 4, 23, 3)`` for ResNet-101).
+        num_classes: Outputs of the final linear layer.
+        width: Channels of the stem and the first stage (64 in the paper).
+        stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool) or ``"small"`` (3x3/1 conv,
+            BN, ReLU, no pooling; for 32-64 px inputs). Both keep the key names ``conv1``/``bn1``.
+        norm: Normalization name (see :data:`tutorial_lib.norm.NORM_NAMES`) or factory.
+        zero_init_residual: Start every residual branch's last norm at weight 0, so each block
+            begins as the identity (Goyal et al. 2017, section 5.1).
+        stride_in: ``"v1.5"`` (stride on the bottleneck's 3x3, torchvision) or ``"v1"`` (on its
+            first 1x1, the paper). Identical for BasicBlock networks.
+        in_channels: Channels of the input images.
+
+    Raises:
+        TypeError: On arguments of the wrong type.
+        ValueError: On out-of-range values or unknown names (the message lists the valid ones).
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        layers: tuple[int, int, int, int] | list[int],
+        num_classes: int = 1000,
+        *,
+        width: int = 64,
+        stem: str = "imagenet",
+        norm: str | Callable[[int], nn.Module] = "batch",
+        zero_init_residual: bool = False,
+        stride_in: str = "v1.5",
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if block not in (BasicBlock, Bottleneck):
+            raise TypeError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+        if not isinstance(layers, (list, tuple)) or len(layers) != 4:
+            raise ValueError(f"layers must list the blocks of the 4 stages, e.g. (3, 4, 23, 3); got {layers!r}")
+        for i, count in enumerate(layers):
+            _check_int(f"layers[{i}]", count, 1)
+        _check_int("num_classes", num_classes, 1)
+        _check_int("width", width, 1)
+        _check_int("in_channels", in_channels, 1)
+        if stem not in STEM_NAMES:
+            raise ValueError(
+                f"unknown stem {stem!r}; valid names are {', '.join(repr(n) for n in STEM_NAMES)}"
+            )
+        if stride_in not in STRIDE_IN_NAMES:
+            raise ValueError(
+                f"unknown stride_in {stride_in!r}; valid names are "
+                f"{', '.join(repr(n) for n in STRIDE_IN_NAMES)}"
+            )
+        if not isinstance(zero_init_residual, bool):
+            raise TypeError(f"zero_init_residual must be a bool, got {type(zero_init_residual).__name__}")
+        norm_layer = get_norm_layer(norm)
+
+        # Plain attributes (not in the state_dict): what the model was built with.
+        self.block = block
+        self.stage_blocks = tuple(layers)
+        self.num_classes = num_classes
+        self.width = width
+        self.stem = stem
+        self.stride_in = stride_in
+        self.in_channels = in_channels
+        self._norm_layer = norm_layer
+        self.inplanes = width
+
+        if stem == "imagenet":
+            # He et al. 2016, Table 1, "conv1" and the first row of "conv2_x": a 224 px image
+            # becomes a 56 px map with `width` channels.
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            # Small images cannot afford a 4x downsampling before the first stage; the paper's
+            # CIFAR networks (section 4.2) start with a single 3x3 convolution.
+            self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = norm_layer(width)
+        self.relu = nn.ReLU(inplace=True)
+        if stem == "imagenet":
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        else:
+            self.maxpool = nn.Identity()
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
+
+        # Same initialization as torchvision: He et al. 2015 ("Delving deep into rectifiers",
+        # section 2.2, the fan-out variant) for convolutions, so activations keep their scale
+        # through ReLUs; normalization layers start as the identity transform.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+
+        if zero_init_residual:
+            # Each residual branch starts at zero, so every block starts as the identity and the
+            # untrained network is as shallow as its shortcuts (Goyal et al. 2017, section 5.1).
+            for m in self.modules():
+                last_norm = None
+                if isinstance(m, Bottleneck):
+                    last_norm = m.bn3
+                elif isinstance(m, BasicBlock):
+                    last_norm = m.bn2
+                if last_norm is not None:
+                    if not isinstance(getattr(last_norm, "weight", None), nn.Parameter):
+                        raise ValueError(
+                            "zero_init_residual needs a norm layer with a learnable weight "
+                            f"({type(last_norm).__name__} has none); use zero_init_residual=False"
+                        )
+                    nn.init.zeros_(last_norm.weight)
+
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        """One stage: a first block that may change resolution/channels, then ``blocks - 1`` more."""
+        downsample = None
+        out_planes = planes * block.expansion
+        if stride != 1 or self.inplanes != out_planes:
+            downsample = projection(self.inplanes, out_planes, stride, self._norm_layer)
+        extra: dict[str, Any] = {"stride_in": self.stride_in} if block is Bottleneck else {}
+        layers = [block(self.inplanes, planes, stride, downsample, norm_layer=self._norm_layer, **extra)]
+        self.inplanes = out_planes
+        for _ in range(1, blocks):
+            layers.append(block(self.inplanes, planes, norm_layer=self._norm_layer, **extra))
+        return nn.Sequential(*layers)
+
+    def _check_input(self, x: Tensor) -> None:
+        # Shape checks only (no data access), so they cost nothing next to the convolutions.
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"expected a batch of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}; "
+                f"this model was built with in_channels={self.in_channels} "
+                + ("(add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else
+                   "(convert the images, or build the model with a matching in_channels)")
+            )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Stem and the four stages: the ``(N, width*8*expansion, H/32, W/32)`` feature map."""
+        self._check_input(x)
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+        return x
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        x = self.conv1(x)
+        x = self.bn1(x)
+        x = self.relu(x)
+        x = self.maxpool(x)
+
+        x = self.layer1(x)
+        x = self.layer2(x)
+        x = self.layer3(x)
+        x = self.layer4(x)
+
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        x = self.fc(x)
+
+        return x
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {', '.join(unknown)}; valid options are num_classes, "
+            f"{', '.join(OPTION_NAMES)}"
+        )
+
+
+def create_model(arch: str, *, num_classes: int = 1000, **options: Any) -> ResNet:
+    """Build a ResNet by name.
+
+    Args:
+        arch: One of :data:`ARCH_NAMES` (``"resnet18"`` ... ``"resnet152"``).
+        num_classes: Outputs of the classifier.
+        **options: Any of :data:`OPTION_NAMES`; see :class:`ResNet`.
+
+    Returns:
+        The model, initialized like torchvision's.
+
+    Raises:
+        ValueError: If ``arch`` is unknown (the message lists the valid names) or an option is
+            invalid.
+        TypeError: If an option name is unknown.
+    """
+    if arch not in _ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; valid names are {', '.join(ARCH_NAMES)}")
+    _check_options(options)
+    block, layers = _ARCHS[arch]
+    return ResNet(block, layers, num_classes, **options)
+
+
+def resnet18(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-18: BasicBlock, [2, 2, 2, 2] (He et al. 2016, Table 1). See :class:`ResNet` for options."""
+    return create_model("resnet18", num_classes=num_classes, **options)
+
+
+def resnet34(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-34: BasicBlock, [3, 4, 6, 3] (He et al. 2016, Table 1). See :class:`ResNet` for options."""
+    return create_model("resnet34", num_classes=num_classes, **options)
+
+
+def resnet50(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-50: Bottleneck, [3, 4, 6, 3] (He et al. 2016, Table 1). See :class:`ResNet` for options."""
+    return create_model("resnet50", num_classes=num_classes, **options)
+
+
+def resnet101(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-101: Bottleneck, [3, 4, 23, 3] (He et al. 2016, Table 1).
+
+    101 weighted layers = the stem convolution + 3 convolutions in each of the 3+4+23+3 = 33
+    bottlenecks + the final fully connected layer (the projection shortcuts are not counted).
+    See :class:`ResNet` for options.
+    """
+    return create_model("resnet101", num_classes=num_classes, **options)
+
+
+def resnet152(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """ResNet-152: Bottleneck, [3, 8, 36, 3] (He et al. 2016, Table 1). See :class:`ResNet` for options."""
+    return create_model("resnet152", num_classes=num_classes, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shapes and checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def stage_shapes(
+    model: nn.Module, image_size: int | tuple[int, int], *, batch_size: int = 1
+) -> "OrderedDict[str, tuple[int, ...]]":
+    """Output shape of each top-level child (``conv1`` ... ``layer4``, ``avgpool``, ``fc``).
+
+    Runs one forward pass with every parameter, buffer and the input swapped for storage-free
+    ``meta`` tensors: shapes propagate, no arithmetic is done (ResNet-152 at 1024 px takes
+    milliseconds) and the model's tensors are never read or written (it runs in eval mode, which
+    is restored). Works for torchvision's and timm's ResNets.
+
+    Args:
+        model: The network; its first ``nn.Conv2d`` gives the input channels.
+        image_size: Input height and width (an int for square images).
+        batch_size: Batch dimension of the probe input.
+
+    Returns:
+        Ordered mapping from child name to output shape (tuple of ints).
+
+    Raises:
+        TypeError, ValueError: On invalid arguments, or an input too small for the network.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    _check_int("image height", height, 1)
+    _check_int("image width", width, 1)
+    _check_int("batch_size", batch_size, 1)
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first_conv is None:
+        raise ValueError("model has no Conv2d layer, so the input channels are unknown")
+    shapes: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+    handles = []
+    for name, child in model.named_children():
+        def hook(_module: nn.Module, _inputs: Any, output: Tensor, name: str = name) -> None:
+            shapes[name] = tuple(output.shape)
+
+        handles.append(child.register_forward_hook(hook))
+    tensors = {name: torch.empty_like(t, device="meta") for name, t in model.named_buffers()}
+    tensors.update({name: torch.empty_like(p, device="meta") for name, p in model.named_parameters()})
+    x = torch.empty(batch_size, first_conv.in_channels, height, width, dtype=first_conv.weight.dtype, device="meta")
+    # Eval mode, so BatchNorm accepts a 1x1 map at batch 1; the mode is restored afterwards.
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, tensors, (x,), strict=False)
+    except RuntimeError as error:
+        raise ValueError(
+            f"a {height}x{width} input does not fit through the network ({error}); use a larger image_size"
+        ) from error
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def _extract_state_dict(checkpoint: Any, path: str) -> dict[str, Tensor]:
+    """Unwrap the formats torchvision, timm and training scripts save."""
+    if isinstance(checkpoint, dict):
+        # timm's train.py saves {"state_dict": ..., "state_dict_ema": ...}; other scripts use "model".
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in checkpoint and isinstance(checkpoint[key], dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
+        raise ValueError(
+            f"{path} does not hold a state_dict (a dict of tensors), nor one under 'state_dict' "
+            "or 'model'; save one with torch.save(model.state_dict(), path)"
+        )
+    # DistributedDataParallel and torch.compile prefix every key.
+    for prefix in ("module.", "_orig_mod."):
+        if checkpoint and all(k.startswith(prefix) for k in checkpoint):
+            checkpoint = {k[len(prefix):]: v for k, v in checkpoint.items()}
+    return dict(checkpoint)
+
+
+def infer_options(state_dict: dict[str, Tensor]) -> dict[str, Any]:
+    """Guess the builder and options that produce a ResNet state_dict's keys and shapes.
+
+    Reads ``conv1.weight`` (width, input channels, stem), ``fc.weight`` (classes), and the
+    ``layerN.M`` keys (blocks per stage; a ``conv3`` means Bottleneck). The v1/v1.5 stride
+    placement leaves no trace in the weights, so it cannot be inferred.
+
+    Args:
+        state_dict: A ResNet state_dict.
+
+    Returns:
+        A dict that may hold ``arch`` (or ``layers`` and ``block`` when no named depth matches),
+        ``num_classes``, ``width``, ``in_channels`` and ``stem``; keys that cannot be read are
+        absent.
+    """
+    found: dict[str, Any] = {}
+    conv1 = state_dict.get("conv1.weight")
+    if isinstance(conv1, Tensor) and conv1.dim() == 4:
+        found["width"] = int(conv1.shape[0])
+        found["in_channels"] = int(conv1.shape[1])
+        kernel = int(conv1.shape[-1])
+        if kernel == 7:
+            found["stem"] = "imagenet"
+        elif kernel == 3:
+            found["stem"] = "small"
+    fc = state_dict.get("fc.weight")
+    if isinstance(fc, Tensor) and fc.dim() == 2:
+        found["num_classes"] = int(fc.shape[0])
+    counts = []
+    for stage in range(1, 5):
+        indices = {
+            int(key.split(".")[1])
+            for key in state_dict
+            if key.startswith(f"layer{stage}.") and key.split(".")[1].isdigit()
+        }
+        counts.append(max(indices) + 1 if indices else 0)
+    if all(counts):
+        block = Bottleneck if any(k.startswith("layer1.0.conv3.") for k in state_dict) else BasicBlock
+        match = [name for name, (b, layers) in _ARCHS.items() if b is block and tuple(counts) == layers]
+        if match:
+            found["arch"] = match[0]
+        else:
+            found["block"] = block.__name__
+            found["layers"] = tuple(counts)
+    return found
+
+
+def _suggestion(options: dict[str, Any]) -> str:
+    """Render inferred options as a call learners can copy."""
+    if "arch" in options:
+        call = f"tutorial_lib.models.{options['arch']}("
+    elif "layers" in options:
+        call = f"tutorial_lib.models.ResNet({options['block']}, {list(options['layers'])}, "
+    else:
+        return "could not infer the architecture from the checkpoint's keys"
+    defaults = {"num_classes": 1000, "width": 64, "in_channels": 3, "stem": "imagenet"}
+    args = [
+        f"{key}={options[key]!r}"
+        for key in ("num_classes", "width", "stem", "in_channels")
+        if key in options and options[key] != defaults[key]
+    ]
+    return call + ", ".join(args) + ")"
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike[str], *, max_listed: int = 10) -> nn.Module:
+    """Load a local torchvision or timm ResNet checkpoint into ``model``, strictly.
+
+    Reads ``path`` with ``torch.load(..., weights_only=True)`` (no code from the file is run),
+    or with ``safetensors`` for ``*.safetensors`` files (timm's Hugging Face format). Accepts a
+    bare state_dict or one nested under ``"state_dict"``/``"model"``, with or without a
+    ``"module."`` prefix. Every key and shape must match; otherwise nothing is loaded and the error
+    lists the missing, unexpected and mis-shaped keys and the builder call that would fit.
+
+    Args:
+        model: The network to fill (e.g. ``tutorial_lib.models.resnet101()``).
+        path: The checkpoint file.
+        max_listed: How many keys to list per kind of mismatch.
+
+    Returns:
+        ``model``, for chaining.
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If the file holds no state_dict or it does not match ``model``.
+        TypeError: If ``model`` is not an ``nn.Module``.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no checkpoint at {path!r}; save one with torch.save(model.state_dict(), path) or "
+            "download the weights first (see notebook 04)"
+        )
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        checkpoint: Any = load_file(path, device="cpu")
+    else:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    state_dict = _extract_state_dict(checkpoint, path)
+
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and state_dict[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or mismatched:
+
+        def listing(title: str, items: list[str]) -> str:
+            shown = items[:max_listed]
+            more = f"\n    ... and {len(items) - len(shown)} more" if len(items) > len(shown) else ""
+            return f"  {title} ({len(items)}):\n" + "\n".join(f"    {item}" for item in shown) + more
+
+        parts = [f"checkpoint {path!r} does not match the model:"]
+        if missing:
+            parts.append(listing("missing keys (in the model, not in the checkpoint)", missing))
+        if unexpected:
+            parts.append(listing("unexpected keys (in the checkpoint, not in the model)", unexpected))
+        if mismatched:
+            parts.append(listing("shape mismatches", mismatched))
+        inferred = infer_options(state_dict)
+        parts.append(f"  the checkpoint looks like: {_suggestion(inferred)}")
+        if missing and all(k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in missing):
+            parts.append("  (only normalization statistics are missing: the checkpoint was saved "
+                         "with a norm that keeps none; build the model with the same norm)")
+        raise ValueError("\n".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+    return model
