@@ -53,7 +53,7 @@ def _randomize_norm_stats(model: nn.Module, seed: int = 1) -> None:
 def torchvision_models() -> dict[str, nn.Module]:
     torch.manual_seed(0)
     built = {}
-    for name in ARCH_NAMES:
+    for name in EXPECTED_PARAMS:
         model = getattr(torchvision.models, name)(weights=None)
         _randomize_norm_stats(model)
         built[name] = model.eval()
@@ -63,11 +63,13 @@ def torchvision_models() -> dict[str, nn.Module]:
 @pytest.fixture(scope="module")
 def our_models() -> dict[str, nn.Module]:
     torch.manual_seed(0)
-    return {name: getattr(models, name)() for name in ARCH_NAMES}
+    return {name: getattr(models, name)() for name in EXPECTED_PARAMS}
 
 
 def test_arch_names() -> None:
-    assert ARCH_NAMES == ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+    assert ARCH_NAMES == (
+        "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "res2net50_26w_4s", "res2net101_26w_4s"
+    )
     assert STEM_NAMES == ("imagenet", "small")
 
 
@@ -229,7 +231,7 @@ def test_every_parameter_receives_a_gradient(builder) -> None:
         (lambda: create_model("resnet100"), ValueError, "unknown arch 'resnet100'; valid names are resnet18, resnet34"),
         (lambda: ResNet(Bottleneck, [3, 4, 23]), ValueError, "blocks of the 4 stages"),
         (lambda: ResNet(Bottleneck, [3, 4, 0, 3]), ValueError, r"layers\[2\] must be >= 1"),
-        (lambda: ResNet(nn.Conv2d, [1, 1, 1, 1]), TypeError, "BasicBlock or Bottleneck"),
+        (lambda: ResNet(nn.Conv2d, [1, 1, 1, 1]), TypeError, "BasicBlock, Bottleneck or Res2NetBottleneck"),
     ],
 )
 def test_bad_options_raise_clear_errors(call, error, match) -> None:

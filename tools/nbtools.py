@@ -147,6 +147,8 @@ def inject_parameters(nb: Any, parameters: dict[str, Any]) -> Any:
     nb = copy.deepcopy(nb)
     if not parameters:
         return nb
+    for cell in nb.cells:  # papermill reads every cell's tags
+        cell.metadata.setdefault("tags", [])
     nb.metadata.setdefault("papermill", {})
     return parameterize_notebook(nb, parameters, kernel_name=KERNEL_NAME, language="python")
 

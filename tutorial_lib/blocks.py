@@ -1,4 +1,5 @@
-"""Residual blocks: ``BasicBlock`` (ResNet-18/34) and ``Bottleneck`` (ResNet-50/101/152).
+"""Residual blocks: ``BasicBlock`` (ResNet-18/34), ``Bottleneck`` (ResNet-50/101/152) and
+``Res2NetBottleneck`` (Res2Net-50/101).
 
 Both compute ``relu(F(x) + shortcut(x))`` (He et al. 2016, eq. 1-2). Attribute names equal
 torchvision's (``conv1``, ``bn1``, ``conv2``, ``bn2``, ``conv3``, ``bn3``, ``relu``,
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import Tensor, nn
 
 from tutorial_lib.layers import conv1x1, conv3x3
@@ -212,6 +214,107 @@ class Bottleneck(nn.Module):
             identity = self.downsample(x)
 
         # He et al. 2016, eq. 2: y = F(x) + W_s x when the shapes differ.
+        out += identity
+        out = self.relu(out)
+
+        return out
+
+
+class Res2NetBottleneck(nn.Module):
+    """Res2Net's bottleneck: multi-scale features *inside* one block (Gao et al., TPAMI 2021, Fig. 2).
+
+    The 3x3 convolution of a :class:`Bottleneck` is replaced by a hierarchy. The 1x1 output is split
+    into ``scale`` groups of ``width`` channels, x_1 ... x_s. Group i > 1 goes through its own 3x3
+    convolution K_i after adding the previous group's output (section 3.1, eq. 1):
+
+        y_1 = x_1,   y_2 = K_2(x_2),   y_i = K_i(x_i + y_{i-1})  for 2 < i <= s
+
+    so y_i has passed through i - 1 stacked 3x3 convolutions and sees a receptive field that grows
+    with i: one block mixes several scales, at about the cost of one 3x3 on all channels. This
+    follows timm's ``Bottle2neck`` (and the authors' code) exactly, so its state_dict keys
+    (``conv1``, ``bn1``, ``convs.i``, ``bns.i``, ``conv3``, ``bn3``, ``downsample``) load timm's
+    weights strictly: the convolved groups come first in the output and the pass-through group
+    last, and in the first block of a stage (stride 2 or a projection) the groups are not chained
+    and the pass-through group is average-pooled to the new resolution ("stage" blocks).
+
+    Args:
+        inplanes: Input channels.
+        planes: Bottleneck planes; the output has ``planes * 4`` channels, as in ResNet.
+        stride: Spatial stride of the block (on every 3x3, like ResNet v1.5).
+        downsample: Shortcut projection, or ``None`` for the identity.
+        norm_layer: Normalization factory or name (default BatchNorm).
+        base_width: Channels per group at ``planes=64`` (26 in "26w"): width = floor(planes * base_width / 64).
+        scale: Number of groups s (4 in "4s").
+
+    Raises:
+        TypeError, ValueError: On invalid arguments, including a missing projection.
+    """
+
+    expansion: int = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        norm_layer: str | Callable[[int], nn.Module] | None = None,
+        base_width: int = 26,
+        scale: int = 4,
+    ) -> None:
+        super().__init__()
+        _check_block_args(inplanes, planes, stride, downsample, planes * self.expansion)
+        _check_channels("base_width", base_width)
+        _check_channels("scale", scale)
+        if scale < 2:
+            raise ValueError(f"scale must be >= 2 (one group is a plain bottleneck), got {scale}")
+        width = (planes * base_width) // 64
+        if width < 1:
+            raise ValueError(f"planes={planes} with base_width={base_width} gives {width} channels per group; raise base_width")
+        norm = get_norm_layer("batch" if norm_layer is None else norm_layer)
+        self.width = width
+        self.scale = scale
+        self.is_first = stride > 1 or downsample is not None
+        self.conv1 = conv1x1(inplanes, width * scale)
+        self.bn1 = norm(width * scale)
+        self.convs = nn.ModuleList([conv3x3(width, width, stride) for _ in range(scale - 1)])
+        self.bns = nn.ModuleList([norm(width) for _ in range(scale - 1)])
+        # The pass-through group must reach the block's output resolution too.
+        self.pool = nn.AvgPool2d(kernel_size=3, stride=stride, padding=1) if self.is_first else None
+        self.conv3 = conv1x1(width * scale, planes * self.expansion)
+        self.bn3 = residual_norm(norm, planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x
+
+        out = self.conv1(x)
+        out = self.bn1(out)
+        out = self.relu(out)
+
+        groups = torch.split(out, self.width, dim=1)
+        outputs = []
+        y = groups[0]
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+            # eq. 1: each group after the first adds the previous group's output (not in stage blocks)
+            y = groups[i] if i == 0 or self.is_first else y + groups[i]
+            y = conv(y)
+            y = bn(y)
+            y = self.relu(y)
+            outputs.append(y)
+        last = groups[-1] if self.pool is None else self.pool(groups[-1])
+        outputs.append(last)
+        out = torch.cat(outputs, dim=1)
+
+        out = self.conv3(out)
+        out = self.bn3(out)
+
+        if self.downsample is not None:
+            identity = self.downsample(x)
+
         out += identity
         out = self.relu(out)
 

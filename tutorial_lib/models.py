@@ -25,10 +25,10 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from tutorial_lib.blocks import STRIDE_IN_NAMES, BasicBlock, Bottleneck, projection
+from tutorial_lib.blocks import STRIDE_IN_NAMES, BasicBlock, Bottleneck, Res2NetBottleneck, projection
 from tutorial_lib.norm import get_norm_layer
 
-Block = type[BasicBlock] | type[Bottleneck]
+Block = type[BasicBlock] | type[Bottleneck] | type[Res2NetBottleneck]
 
 STEM_NAMES = ("imagenet", "small")
 """Valid values of the ``stem`` option."""
@@ -40,6 +40,16 @@ _ARCHS: dict[str, tuple[Block, tuple[int, int, int, int]]] = {
     "resnet50": (Bottleneck, (3, 4, 6, 3)),
     "resnet101": (Bottleneck, (3, 4, 23, 3)),
     "resnet152": (Bottleneck, (3, 8, 36, 3)),
+    # Gao et al., TPAMI 2021, Table 2 (ImageNet): ResNet's stage depths with Res2Net blocks.
+    "res2net50_26w_4s": (Res2NetBottleneck, (3, 4, 6, 3)),
+    "res2net101_26w_4s": (Res2NetBottleneck, (3, 4, 23, 3)),
+}
+
+# Per-block options of the architectures that need them: "26w_4s" = 26 channels per group at the
+# first stage's width, 4 groups (Gao et al., TPAMI 2021, section 4.1).
+_BLOCK_ARGS: dict[str, dict[str, int]] = {
+    "res2net50_26w_4s": {"base_width": 26, "scale": 4},
+    "res2net101_26w_4s": {"base_width": 26, "scale": 4},
 }
 
 ARCH_NAMES: tuple[str, ...] = tuple(_ARCHS)
@@ -55,6 +65,23 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+@torch.fx.wrap
+def _check_input(x: Tensor, in_channels: int) -> None:
+    """Raise a clear error for a batch the model cannot take.
+
+    Shape checks only (no data access), so they cost nothing next to the convolutions. Wrapped for
+    torch.fx, so that tracing (``torchvision.models.feature_extraction``) records it as one call
+    instead of failing on its ``if``.
+    """
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(
+            f"expected a batch of shape (N, {in_channels}, H, W), got {tuple(x.shape)}; "
+            f"this model was built with in_channels={in_channels} "
+            + ("(add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else
+               "(convert the images, or build the model with a matching in_channels)")
+        )
 
 
 class ResNet(nn.Module):
@@ -73,6 +100,8 @@ class ResNet(nn.Module):
         stride_in: ``"v1.5"`` (stride on the bottleneck's 3x3, torchvision) or ``"v1"`` (on its
             first 1x1, the paper). Identical for BasicBlock networks.
         in_channels: Channels of the input images.
+        block_args: Extra keyword arguments for every block (``base_width`` and ``scale`` for
+            :class:`~tutorial_lib.blocks.Res2NetBottleneck`).
 
     Raises:
         TypeError: On arguments of the wrong type.
@@ -91,10 +120,13 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         stride_in: str = "v1.5",
         in_channels: int = 3,
+        block_args: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if block not in (BasicBlock, Bottleneck):
-            raise TypeError(f"block must be BasicBlock or Bottleneck, got {block!r}")
+        if block not in (BasicBlock, Bottleneck, Res2NetBottleneck):
+            raise TypeError(f"block must be BasicBlock, Bottleneck or Res2NetBottleneck, got {block!r}")
+        if block_args is not None and not isinstance(block_args, dict):
+            raise TypeError(f"block_args must be a dict of block keyword arguments, got {type(block_args).__name__}")
         if not isinstance(layers, (list, tuple)) or len(layers) != 4:
             raise ValueError(f"layers must list the blocks of the 4 stages, e.g. (3, 4, 23, 3); got {layers!r}")
         for i, count in enumerate(layers):
@@ -124,6 +156,7 @@ class ResNet(nn.Module):
         self.stride_in = stride_in
         self.in_channels = in_channels
         self._norm_layer = norm_layer
+        self._block_args = dict(block_args or {})
         self.inplanes = width
 
         if stem == "imagenet":
@@ -162,7 +195,7 @@ class ResNet(nn.Module):
             # untrained network is as shallow as its shortcuts (Goyal et al. 2017, section 5.1).
             for m in self.modules():
                 last_norm = None
-                if isinstance(m, Bottleneck):
+                if isinstance(m, (Bottleneck, Res2NetBottleneck)):
                     last_norm = m.bn3
                 elif isinstance(m, BasicBlock):
                     last_norm = m.bn2
@@ -181,25 +214,16 @@ class ResNet(nn.Module):
         if stride != 1 or self.inplanes != out_planes:
             downsample = projection(self.inplanes, out_planes, stride, self._norm_layer)
         extra: dict[str, Any] = {"stride_in": self.stride_in} if block is Bottleneck else {}
+        extra.update(self._block_args)
         layers = [block(self.inplanes, planes, stride, downsample, norm_layer=self._norm_layer, **extra)]
         self.inplanes = out_planes
         for _ in range(1, blocks):
             layers.append(block(self.inplanes, planes, norm_layer=self._norm_layer, **extra))
         return nn.Sequential(*layers)
 
-    def _check_input(self, x: Tensor) -> None:
-        # Shape checks only (no data access), so they cost nothing next to the convolutions.
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"expected a batch of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}; "
-                f"this model was built with in_channels={self.in_channels} "
-                + ("(add a batch dimension with x.unsqueeze(0))" if x.dim() == 3 else
-                   "(convert the images, or build the model with a matching in_channels)")
-            )
-
     def forward_features(self, x: Tensor) -> Tensor:
         """Stem and the four stages: the ``(N, width*8*expansion, H/32, W/32)`` feature map."""
-        self._check_input(x)
+        _check_input(x, self.in_channels)
         x = self.conv1(x)
         x = self.bn1(x)
         x = self.relu(x)
@@ -212,7 +236,7 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
+        _check_input(x, self.in_channels)
         x = self.conv1(x)
         x = self.bn1(x)
         x = self.relu(x)
@@ -259,7 +283,7 @@ def create_model(arch: str, *, num_classes: int = 1000, **options: Any) -> ResNe
         raise ValueError(f"unknown arch {arch!r}; valid names are {', '.join(ARCH_NAMES)}")
     _check_options(options)
     block, layers = _ARCHS[arch]
-    return ResNet(block, layers, num_classes, **options)
+    return ResNet(block, layers, num_classes, block_args=_BLOCK_ARGS.get(arch), **options)
 
 
 def resnet18(*, num_classes: int = 1000, **options: Any) -> ResNet:
@@ -290,6 +314,24 @@ def resnet101(*, num_classes: int = 1000, **options: Any) -> ResNet:
 def resnet152(*, num_classes: int = 1000, **options: Any) -> ResNet:
     """ResNet-152: Bottleneck, [3, 8, 36, 3] (He et al. 2016, Table 1). See :class:`ResNet` for options."""
     return create_model("resnet152", num_classes=num_classes, **options)
+
+
+def res2net50_26w_4s(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """Res2Net-50 26w x 4s: Res2NetBottleneck, [3, 4, 6, 3] (Gao et al., TPAMI 2021, Table 2).
+
+    With default options its state_dict keys and shapes equal timm's ``res2net50_26w_4s``.
+    See :class:`ResNet` for options.
+    """
+    return create_model("res2net50_26w_4s", num_classes=num_classes, **options)
+
+
+def res2net101_26w_4s(*, num_classes: int = 1000, **options: Any) -> ResNet:
+    """Res2Net-101 26w x 4s: Res2NetBottleneck, [3, 4, 23, 3] (Gao et al., TPAMI 2021, Table 2).
+
+    45,206,688 parameters at 1000 classes; its state_dict keys and shapes equal timm's
+    ``res2net101_26w_4s``, so timm's weights load with ``strict=True``. See :class:`ResNet` for options.
+    """
+    return create_model("res2net101_26w_4s", num_classes=num_classes, **options)
 
 
 # --------------------------------------------------------------------------------------------------
