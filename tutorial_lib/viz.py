@@ -612,3 +612,168 @@ def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+# --- 08 tuning: range test, schedules, search (tutorial_lib.tuning) ------------------------------
+
+
+def plot_lr_range_test(result, *, ax=None, title: str | None = None):
+    """Training loss against learning rate from ``tutorial_lib.tuning.lr_range_test`` (log x axis).
+
+    The raw loss is drawn faint, the smoothed loss bold; dashed lines mark ``suggested_lr`` (steepest
+    descent) and ``min_loss_lr / 10``. The y axis stops a little above the starting loss so that the
+    divergence at the end does not flatten the interesting part.
+
+    Args:
+        result: an ``LRRangeTest``.
+        ax: axes to draw on; a new figure when ``None``.
+        title: axes title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not all(hasattr(result, a) for a in ("lrs", "losses", "smoothed", "suggested_lr", "min_loss_lr")):
+        raise TypeError(f"result must be what tutorial_lib.tuning.lr_range_test returns, got {type(result).__name__}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    else:
+        fig = ax.figure
+    ax.plot(result.lrs, result.losses, color="C0", alpha=0.3, linewidth=1, label="loss (raw)")
+    ax.plot(result.lrs, result.smoothed, color="C0", linewidth=2, label="loss (smoothed)")
+    ax.axvline(result.suggested_lr, color="C2", linestyle="--", label=f"steepest descent: {result.suggested_lr:.2g}")
+    ax.axvline(result.min_loss_lr / 10, color="C1", linestyle=":", label=f"min-loss rate / 10: {result.min_loss_lr / 10:.2g}")
+    ax.set_xscale("log")
+    low = min(result.smoothed)
+    high = max(result.smoothed[: max(3, len(result.smoothed) // 10)])  # the early, untrained loss
+    ax.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.4 * (high - low) + 1e-3)
+    ax.set(xlabel="learning rate", ylabel="training loss", title=title or "learning-rate range test")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_schedules(curves, *, ax=None, title: str | None = None, log: bool = False):
+    """Learning rate against step, one line per schedule (all on one axes).
+
+    Args:
+        curves: ``{label: [lr of each step]}``, e.g. from ``tutorial_lib.tuning.schedule_curve`` or
+            ``History.step_lr``.
+        ax: axes to draw on; a new figure when ``None``.
+        title: axes title.
+        log: logarithmic y axis (shows the tails of one-cycle and step).
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(curves, "items") or not curves:
+        raise TypeError("curves must be a non-empty dict {label: [learning rate of each step]}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    else:
+        fig = ax.figure
+    for i, (label, values) in enumerate(curves.items()):
+        ax.plot(range(len(values)), list(values), color=f"C{i}", linewidth=2, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set(xlabel="optimizer step", ylabel="learning rate", title=title or "learning-rate schedules")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _check_rows(rows) -> None:
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) and "trial" in r and "state" in r for r in rows):
+        raise TypeError("rows must be SearchResult.rows: a list of dicts with 'trial', 'state', 'value' and 'curve'")
+
+
+def plot_search_history(rows, *, ax=None, title: str | None = None):
+    """Validation accuracy of each trial of ``tutorial_lib.tuning.search``, and the best so far.
+
+    Complete trials are dots, pruned ones crosses at their last reported accuracy, failed ones
+    (diverged) a mark at the bottom; the step line is the best complete trial so far.
+
+    Args:
+        rows: ``SearchResult.rows``.
+        ax: axes to draw on; a new figure when ``None``.
+        title: axes title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    _check_rows(rows)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    else:
+        fig = ax.figure
+    rows = sorted(rows, key=lambda r: r["trial"])
+    done = [r for r in rows if r["state"] == "complete"]
+    pruned = [r for r in rows if r["state"] == "pruned" and r.get("curve")]
+    failed = [r for r in rows if r["state"] == "fail"]
+    ax.plot([r["trial"] for r in done], [r["value"] for r in done], "o", color="C0", label="complete")
+    if pruned:
+        ax.plot([r["trial"] for r in pruned], [r["curve"][-1] for r in pruned], "x", color="C3", markersize=8, label="pruned (last report)")
+    best, xs, ys = None, [], []
+    for r in rows:
+        if r["state"] == "complete":
+            best = r["value"] if best is None else max(best, r["value"])
+        if best is not None:
+            xs.append(r["trial"])
+            ys.append(best)
+    if xs:
+        ax.step(xs, ys, where="post", color="C1", label="best so far")
+    values = [r["value"] for r in done] + [r["curve"][-1] for r in pruned]
+    if failed:
+        bottom = min(values) if values else 0.0
+        ax.plot([r["trial"] for r in failed], [bottom] * len(failed), "v", color="grey", label="failed (diverged)")
+    ax.set(xlabel="trial", ylabel="validation accuracy", title=title or "search history")
+    ax.set_xticks([r["trial"] for r in rows])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_search_params(rows, space, *, title: str | None = None):
+    """One panel per searched hyperparameter: its value against the trial's validation accuracy.
+
+    Args:
+        rows: ``SearchResult.rows``.
+        space: ``SearchResult.space`` (``{name: (low, high, "log" | "linear")}``); log-scaled
+            parameters get a log x axis.
+        title: figure title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    _check_rows(rows)
+    if not hasattr(space, "items") or not space:
+        raise TypeError("space must be SearchResult.space, a non-empty dict {name: (low, high, scale)}")
+    names = list(space)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 3.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        low, high, scale = space[name]
+        done = [r for r in rows if r["state"] == "complete"]
+        pruned = [r for r in rows if r["state"] == "pruned" and r.get("curve")]
+        ax.plot([r[name] for r in done], [r["value"] for r in done], "o", color="C0", label="complete")
+        if pruned:
+            ax.plot([r[name] for r in pruned], [r["curve"][-1] for r in pruned], "x", color="C3", label="pruned")
+        if scale == "log":
+            ax.set_xscale("log")
+        ax.set_xlim(low if scale == "log" else low - 0.05 * (high - low), high if scale == "log" else high + 0.05 * (high - low))
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title or "hyperparameters against validation accuracy")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,339 @@
+"""Multi-scale training and testing: resolution schedules, per-scale BatchNorm, test-time scales.
+
+A convolutional network with global average pooling accepts any input size, but it only
+*recognises* objects at the pixel scales it was trained on: its filters and receptive fields are
+fixed in pixels. Resizing whole images during training moves every object's pixel size, so a network
+trained on several resolutions sees several object scales (Howard 2013; Simonyan & Zisserman 2015,
+"scale jittering", section 3.1). This module holds the pieces notebook 07 measures:
+
+- :class:`RandomResolution` and :class:`ProgressiveResolution`: which resolution a training step
+  uses. Both are pure functions of the step (and a seed), so a resumed or distributed run needs no
+  extra state and no communication;
+- :func:`resize_batch` and :class:`Resized`: resize a batch, or put a resize in front of a model so
+  that ``evaluate``, ``recalibrate_bn`` and friends work at any test resolution unchanged;
+- :class:`PerScaleBatchNorm2d` and :func:`convert_to_per_scale_bn`: shared convolutions with private
+  BatchNorm statistics and affine parameters per training resolution (RS-Nets, Wang et al., ECCV 2020);
+- :func:`recalibrate_at`: BatchNorm statistics recomputed at the test resolution;
+- :class:`MultiScaleTTA`: multi-scale testing, the average of softmax outputs over several test
+  resolutions, optionally with horizontal flips;
+- :func:`feature_pyramid`: the multi-scale features *inside* a ResNet, its stage outputs C2-C5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_MASK64 = (1 << 64) - 1
+
+
+def _check_sizes(sizes: Sequence[int], name: str = "sizes") -> tuple[int, ...]:
+    if isinstance(sizes, (int, str)) or not isinstance(sizes, Iterable):
+        raise TypeError(f"{name} must be a sequence of image sizes such as (32, 48, 64), got {sizes!r}")
+    sizes = tuple(sizes)
+    if not sizes:
+        raise ValueError(f"{name} is empty; give at least one image size, e.g. (32, 48, 64)")
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 8:
+            raise ValueError(f"{name} must hold integers >= 8 (pixels), got {s!r} in {sizes}")
+    return sizes
+
+
+def _mix(seed: int, step: int) -> int:
+    """A 64-bit hash of ``(seed, step)`` (SplitMix64's finaliser, Steele et al. 2014).
+
+    Python's ``hash`` is salted per process and ``random.Random(seed)`` would need to be stepped
+    through every earlier draw; a stateless integer hash gives the same answer in every process,
+    for any step, in O(1).
+    """
+    z = (seed * 0x9E3779B97F4A7C15 + step + 1) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+class RandomResolution:
+    """Draw each training step's resolution uniformly from ``sizes``, as a function of (seed, step).
+
+    The draw depends only on ``(seed, step)``: there is no generator state to save in a checkpoint,
+    a resumed run draws exactly what an uninterrupted one would, and every process of a distributed
+    run (same seed, same step counter) picks the same size **without communicating**, so all
+    replicas' batches have one shape and their gradients can be averaged.
+
+    Args:
+        sizes: the training resolutions, e.g. ``(32, 48, 64)``.
+        seed: the run's seed.
+
+    Example:
+        >>> schedule = RandomResolution((32, 48, 64), seed=0)
+        >>> [schedule(step) for step in range(4)] == [schedule(step) for step in range(4)]
+        True
+    """
+
+    def __init__(self, sizes: Sequence[int], seed: int = 0) -> None:
+        self.sizes = _check_sizes(sizes)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = seed
+
+    def __call__(self, step: int) -> int:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        return self.sizes[_mix(self.seed, step) % len(self.sizes)]
+
+    def __repr__(self) -> str:
+        return f"RandomResolution(sizes={self.sizes}, seed={self.seed})"
+
+
+class ProgressiveResolution:
+    """Progressive resizing: train on small images first, then larger ones.
+
+    Training is cut into ``len(sizes)`` equal phases, one per size in increasing order. Early steps
+    on small images are cheap (cost grows with the square of the side) and learn coarse features;
+    the last phase matches the test resolution (fast.ai's progressive resizing; Tan & Le 2021,
+    EfficientNetV2, section 4, "progressive learning").
+
+    Args:
+        sizes: resolutions, used from smallest to largest.
+        total_steps: the number of optimizer steps in the whole run.
+    """
+
+    def __init__(self, sizes: Sequence[int], total_steps: int) -> None:
+        self.sizes = tuple(sorted(_check_sizes(sizes)))
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
+        self.total_steps = total_steps
+
+    def __call__(self, step: int) -> int:
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        phase = min(step * len(self.sizes) // self.total_steps, len(self.sizes) - 1)
+        return self.sizes[phase]
+
+    def __repr__(self) -> str:
+        return f"ProgressiveResolution(sizes={self.sizes}, total_steps={self.total_steps})"
+
+
+def resize_batch(images: Tensor, size: int) -> Tensor:
+    """Resize a batch ``(N, C, H, W)`` to ``size x size`` with bilinear interpolation.
+
+    Shrinking uses antialiasing: without it, bilinear sampling skips pixels and thin strokes alias
+    into noise that the network never sees at its native resolution. A batch already at ``size`` is
+    returned as is, so resizing to the native size is exactly a no-op.
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of shape (N, C, H, W), got shape {tuple(images.shape)}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if images.shape[-2:] == (size, size):
+        return images
+    shrinking = size < min(images.shape[-2:])
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking)
+
+
+class Resized(nn.Module):
+    """``model`` with a resize in front: evaluate, recalibrate or sweep a model at any resolution.
+
+    ``Resized(model, 96)`` is a model that takes the dataset's images at their stored size and
+    classifies them at 96 x 96 pixels. It has no parameters of its own (its state_dict is the inner
+    model's, under ``model.``), so wrapping never changes what is trained.
+    """
+
+    def __init__(self, model: nn.Module, size: int) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        resize_batch(torch.zeros(1, 1, 1, 1), size)  # validates size
+        self.model = model
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = resize_batch(x, self.size)
+        return self.model(x)
+
+
+class MultiScaleTTA(nn.Module):
+    """Multi-scale testing: average the softmax outputs over several resolutions (and flips).
+
+    Returns the **log** of the averaged probabilities, so ``F.cross_entropy`` on its output is the
+    negative log-likelihood of the ensemble and ``argmax`` is its prediction; plugging it into
+    ``tutorial_lib.train.evaluate`` gives the ensemble's accuracy and loss. With one size equal to
+    the input size and no flips it reduces to plain evaluation (``log_softmax`` of the logits).
+    Averaging probabilities, not logits, follows common practice for test-time ensembles
+    (Simonyan & Zisserman 2015, section 3.2, "multi-scale evaluation").
+
+    Args:
+        model: the classifier.
+        sizes: test resolutions, e.g. ``(48, 64, 96)``.
+        flip: also average over horizontally flipped inputs. Leave off for digits, whose mirror
+            images are not digits.
+    """
+
+    def __init__(self, model: nn.Module, sizes: Sequence[int], flip: bool = False) -> None:
+        super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.sizes = _check_sizes(sizes)
+        self.flip = bool(flip)
+
+    def forward(self, x: Tensor) -> Tensor:
+        probs = []
+        for size in self.sizes:
+            view = resize_batch(x, size)
+            probs.append(F.softmax(self.model(view), dim=1))
+            if self.flip:
+                probs.append(F.softmax(self.model(torch.flip(view, dims=[3])), dim=1))
+        mean = torch.stack(probs).mean(dim=0)
+        # Clamp before the log: a probability of exactly 0 would give -inf and an infinite loss.
+        return torch.log(mean.clamp_min(torch.finfo(mean.dtype).tiny))
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, flip={self.flip}"
+
+
+class PerScaleBatchNorm2d(nn.Module):
+    """BatchNorm with private statistics and affine parameters for each training resolution.
+
+    Resolution changes the statistics a BatchNorm layer sees: a smaller image gives each channel a
+    different mean and variance after the same convolutions, so one set of running statistics
+    averaged over several resolutions fits none of them (Touvron et al. 2019, FixRes, section 3).
+    RS-Nets (Wang et al., ECCV 2020) keep the convolutions shared and give each resolution its own
+    BatchNorm. The layer holds one ``nn.BatchNorm2d`` per scale in ``bns`` (state_dict keys
+    ``bns.<size>.weight`` and so on) and normalizes with the one named by ``active``, which
+    :func:`convert_to_per_scale_bn`'s hook sets from each batch's input size.
+
+    Args:
+        num_features: channels.
+        scales: the training resolutions.
+        **bn_kwargs: passed to every ``nn.BatchNorm2d`` (``eps``, ``momentum``, ...).
+    """
+
+    def __init__(self, num_features: int, scales: Sequence[int], **bn_kwargs: Any) -> None:
+        super().__init__()
+        self.scales = _check_sizes(scales, "scales")
+        self.bns = nn.ModuleDict({str(s): nn.BatchNorm2d(num_features, **bn_kwargs) for s in self.scales})
+        self.active = self.scales[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bns[str(self.active)](x)
+
+    def extra_repr(self) -> str:
+        return f"scales={self.scales}, active={self.active}"
+
+
+def _nearest(size: int, scales: Sequence[int]) -> int:
+    return min(scales, key=lambda s: (abs(s - size), s))
+
+
+def convert_to_per_scale_bn(model: nn.Module, scales: Sequence[int]) -> nn.Module:
+    """Give every ``nn.BatchNorm2d`` of ``model`` private copies per training resolution, in place.
+
+    Each BatchNorm becomes a :class:`PerScaleBatchNorm2d` whose copies start from the original's
+    parameters and statistics. A forward pre-hook on ``model`` routes each batch: an input of side
+    ``s`` uses the BatchNorm of the nearest training scale (ties go to the smaller), so one model
+    serves every resolution and, at an unseen one, borrows the closest statistics.
+
+    Args:
+        model: a network with ``nn.BatchNorm2d`` layers (e.g. ``resnet18(norm="batch")``).
+        scales: the training resolutions, e.g. ``(32, 48, 64)``.
+
+    Returns:
+        ``model`` itself, converted.
+
+    Raises:
+        ValueError: if ``model`` has no BatchNorm2d to convert.
+    """
+    scales = _check_sizes(scales, "scales")
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.BatchNorm2d:
+                per_scale = PerScaleBatchNorm2d(
+                    child.num_features, scales, eps=child.eps, momentum=child.momentum, affine=child.affine,
+                    track_running_stats=child.track_running_stats,
+                )
+                for bn in per_scale.bns.values():
+                    bn.load_state_dict(child.state_dict())
+                per_scale.train(child.training)
+                setattr(parent, name, per_scale.to(next(child.buffers(), torch.empty(0)).device))
+                replaced += 1
+    if replaced == 0:
+        raise ValueError("model has no torch.nn.BatchNorm2d layers to convert; build it with norm='batch'")
+
+    def route(module: nn.Module, args: tuple[Tensor, ...]) -> None:
+        set_active_scale(module, args[0].shape[-1])
+
+    model.register_forward_pre_hook(route)
+    return model
+
+
+def set_active_scale(model: nn.Module, size: int) -> int:
+    """Point every :class:`PerScaleBatchNorm2d` in ``model`` at the scale nearest ``size``; returns it."""
+    chosen = size
+    for module in model.modules():
+        if isinstance(module, PerScaleBatchNorm2d):
+            chosen = _nearest(size, module.scales)
+            module.active = chosen
+    return chosen
+
+
+def recalibrate_at(model: nn.Module, data: Any, size: int, num_batches: int = 50, **kwargs: Any) -> nn.Module:
+    """Recompute ``model``'s BatchNorm statistics on ``data`` resized to ``size`` ("precise BN" at test size).
+
+    FixRes (Touvron et al. 2019) shows that the resolution at which a network is tested changes its
+    activation statistics; re-estimating BatchNorm's running statistics at the test resolution,
+    with every weight frozen, recovers part of the accuracy lost to the mismatch. This wraps the
+    model in :class:`Resized` and calls :func:`tutorial_lib.norm.recalibrate_bn`.
+
+    Args:
+        model: the network (changed in place: only BatchNorm running statistics move).
+        data: training images, as for ``recalibrate_bn``.
+        size: the test resolution.
+        num_batches: batches to average over.
+        **kwargs: passed to ``recalibrate_bn`` (e.g. ``batch_size``).
+
+    Returns:
+        ``model``.
+    """
+    from tutorial_lib.norm import recalibrate_bn
+
+    recalibrate_bn(Resized(model, size), data, num_batches=num_batches, **kwargs)
+    return model
+
+
+#: Stage outputs of a ResNet and their names in the feature-pyramid literature (Lin et al. 2017,
+#: FPN, section 3): C_k has stride 2**k with respect to the input (ImageNet stem).
+PYRAMID_LEVELS = {"layer1": "C2", "layer2": "C3", "layer3": "C4", "layer4": "C5"}
+
+
+def feature_pyramid(model: nn.Module) -> nn.Module:
+    """A module that returns ``model``'s stage outputs ``{"C2": ..., "C5": ...}`` for an input batch.
+
+    Built with ``torchvision.models.feature_extraction.create_feature_extractor``, which traces the
+    model's forward with torch.fx and keeps only what the requested outputs need (the classifier is
+    dropped). It shares its parameters with ``model``: no copy is made of the weights.
+
+    Args:
+        model: any network with ``layer1`` ... ``layer4`` children, e.g. ``tutorial_lib.models.resnet101()``
+            or a torchvision/timm ResNet.
+
+    Returns:
+        An ``nn.Module`` mapping ``(N, C, H, W)`` to a dict of four feature maps, finest first.
+
+    Raises:
+        ValueError: if ``model`` lacks one of the stages.
+    """
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    children = dict(model.named_children())
+    missing = [name for name in PYRAMID_LEVELS if name not in children]
+    if missing:
+        raise ValueError(f"model has no {', '.join(missing)}; feature_pyramid needs a ResNet-style model with layer1..layer4")
+    return create_feature_extractor(model, return_nodes=dict(PYRAMID_LEVELS))

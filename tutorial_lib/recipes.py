@@ -1,0 +1,164 @@
+"""Named training recipes: plain dicts of data, model and ``fit`` settings.
+
+A recipe is the whole description of a run, so a notebook, the CLI and a benchmark that name the
+same recipe train the same network the same way. Each recipe has four parts::
+
+    {
+        "description": "...",          # one line: what it is for
+        "data": {...},                 # keyword options of tutorial_lib.data.load_dataset
+        "model": {"arch": ..., ...},   # a tutorial_lib.models architecture and its options
+        "fit": {...},                  # keyword options of tutorial_lib.train.fit
+        "seed": 0,
+    }
+
+``get_recipe`` returns a deep copy (editing it cannot change the registry) and ``with_overrides``
+applies ``"section.key"`` overrides, which is what the CLI's flags do. ``register_recipe`` adds a
+recipe; later notebooks add ``cpu-multiscale`` and ``cpu-tuned`` this way.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any
+
+#: Sections of a recipe, and which keys each may hold (``fit``'s come from its signature).
+SECTIONS = ("data", "model", "fit")
+_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in")
+_DATA_KEYS = ("image_size", "num_samples", "object_size")
+_FIT_EXCLUDED = ("model", "train_data", "val_data", "out_dir", "resume", "seed", "device", "progress", "on_epoch_end")
+
+# The CPU baseline, chosen by measurement on the 2-core reference machine (benchmarks/
+# bench_default_recipe.py prints the figures; numbers below are from its runs).
+#
+# * Architecture: ResNet-18 (BasicBlock, [2, 2, 2, 2]) with width 16 and the "small" stem (one 3x3
+#   convolution, no pooling, like the paper's CIFAR networks, He et al. 2016 sec 4.2). A narrow
+#   ResNet-101 with the same stem was measured too (see below).
+# * Images: 32 px. The source digits are 8x8 pixels, so a 10-17 px object (train/test range at
+#   32 px) already shows all their detail; 64 px images would cost 4x the compute for no new
+#   information.
+# * Optimiser: AdamW with a one-cycle schedule (Smith & Topin 2019) reaches high accuracy in few
+#   epochs, which is what a 90 s budget needs; light label smoothing (Szegedy et al. 2016 sec 7).
+# * Augmentation: small random translations only (no flips: a mirrored digit is not a digit; no
+#   scale augmentation: that is notebook 07's subject, so the baseline keeps the scale gap).
+_CPU_BASELINE: dict[str, Any] = {
+    "description": "single-scale CPU baseline: ResNet-18, width 16, small stem, 32 px, AdamW one-cycle",
+    "data": {"image_size": 32},
+    "model": {"arch": "resnet18", "width": 16, "stem": "small", "norm": "batch"},
+    "fit": {
+        "epochs": 4,
+        "batch_size": 128,
+        "optimizer": "adamw",
+        "lr": 4e-3,
+        "weight_decay": 5e-4,
+        "schedule": "onecycle",
+        "label_smoothing": 0.1,
+        "augment": {"max_shift": 0.1},
+        "channels_last": True,
+    },
+    "seed": 0,
+}
+
+_RECIPES: dict[str, dict[str, Any]] = {"cpu-baseline": _CPU_BASELINE}
+
+#: The recipe the CLI and the notebooks start from.
+DEFAULT_RECIPE = "cpu-baseline"
+
+
+def list_recipes() -> list[str]:
+    """Names of the registered recipes, in registration order."""
+    return list(_RECIPES)
+
+
+def get_recipe(name: str = DEFAULT_RECIPE) -> dict[str, Any]:
+    """A deep copy of the recipe called ``name``.
+
+    Raises:
+        ValueError: if ``name`` is unknown; the message lists the valid names.
+    """
+    if not isinstance(name, str) or name not in _RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid recipes: {', '.join(_RECIPES)}")
+    return copy.deepcopy(_RECIPES[name])
+
+
+def _valid_keys(section: str) -> tuple[str, ...]:
+    if section == "model":
+        return _MODEL_KEYS
+    if section == "data":
+        return _DATA_KEYS
+    from tutorial_lib.train import fit
+
+    return tuple(p for p in inspect.signature(fit).parameters if p not in _FIT_EXCLUDED)
+
+
+def validate_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """Check a recipe's structure and key names; return it unchanged.
+
+    Values are checked where they are used (``load_dataset``, the model builder, ``fit``), which
+    give the precise messages.
+
+    Raises:
+        TypeError: if the recipe or a section is not a dict.
+        ValueError: for a missing ``model.arch`` or ``fit.epochs``, or an unknown key (listing valid ones).
+    """
+    if not isinstance(recipe, dict):
+        raise TypeError(f"a recipe must be a dict, got {type(recipe).__name__}")
+    unknown_top = sorted(set(recipe) - {"description", "seed", *SECTIONS})
+    if unknown_top:
+        raise ValueError(f"unknown recipe key(s) {unknown_top}; valid keys: description, seed, {', '.join(SECTIONS)}")
+    for section in SECTIONS:
+        values = recipe.get(section, {})
+        if not isinstance(values, dict):
+            raise TypeError(f"recipe section {section!r} must be a dict, got {type(values).__name__}")
+        valid = _valid_keys(section)
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {section} setting(s) {unknown}; valid {section} settings: {', '.join(valid)}")
+    if "arch" not in recipe.get("model", {}):
+        raise ValueError("a recipe needs model.arch, e.g. 'resnet18'")
+    if "epochs" not in recipe.get("fit", {}):
+        raise ValueError("a recipe needs fit.epochs")
+    return recipe
+
+
+def register_recipe(name: str, recipe: dict[str, Any], *, overwrite: bool = False) -> None:
+    """Add a recipe to the registry (a deep copy of it).
+
+    Args:
+        name: the recipe's name, e.g. ``"cpu-multiscale"``.
+        recipe: a dict with ``description``, ``data``, ``model``, ``fit`` and ``seed``.
+        overwrite: allow replacing an existing recipe of the same name.
+
+    Raises:
+        ValueError: if the name is taken (without ``overwrite``) or the recipe is malformed.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"recipe name must be a non-empty string, got {name!r}")
+    if name in _RECIPES and not overwrite:
+        raise ValueError(f"recipe {name!r} already exists; pass overwrite=True to replace it")
+    _RECIPES[name] = copy.deepcopy(validate_recipe(recipe))
+
+
+def with_overrides(recipe: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``recipe`` with ``{"section.key": value}`` overrides applied (``None`` values skipped).
+
+    ``"seed"`` overrides the top-level seed. Example: ``{"model.width": 8, "fit.epochs": 1}``.
+
+    Raises:
+        ValueError: for an unknown section or key (the message lists the valid ones).
+    """
+    result = copy.deepcopy(recipe)
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        if dotted == "seed":
+            result["seed"] = value
+            continue
+        section, _, key = dotted.partition(".")
+        if section not in SECTIONS or not key:
+            raise ValueError(f"override {dotted!r} must be 'seed' or 'section.key' with section in {', '.join(SECTIONS)}")
+        valid = _valid_keys(section)
+        if key not in valid:
+            raise ValueError(f"unknown {section} setting {key!r}; valid {section} settings: {', '.join(valid)}")
+        result.setdefault(section, {})[key] = value
+    return validate_recipe(result)
