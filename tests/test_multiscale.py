@@ -161,3 +161,41 @@ def test_feature_pyramid_of_resnet101_has_four_levels_with_expected_shapes():
     assert tuple(tv(torch.rand(1, 3, 64, 64))["C5"].shape) == (1, 512, 2, 2)
     with pytest.raises(ValueError, match="layer1"):
         ms.feature_pyramid(nn.Sequential(nn.Conv2d(3, 3, 1)))
+
+
+def test_fit_trains_at_the_scheduled_sizes():
+    from tutorial_lib.train import fit
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(64, 3, 32, 32), torch.randint(0, 3, (64,)))
+    model = _tiny_net()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]))
+    fit(model, data, epochs=2, batch_size=16, train_sizes=(16, 24, 32), seed=5, progress=False)
+    schedule = ms.RandomResolution((16, 24, 32), seed=5)
+    assert seen == [schedule(step) for step in range(8)]
+    seen.clear()
+    fit(model, data, epochs=2, batch_size=16, train_sizes=(32, 16), progressive=True, progress=False)
+    assert seen == [16] * 4 + [32] * 4
+    with pytest.raises(ValueError, match="at least two train_sizes"):
+        fit(model, data, epochs=1, batch_size=16, train_sizes=(32,), progressive=True, progress=False)
+
+
+def test_cli_multiscale_flags_end_to_end(tmp_path):
+    import json
+
+    from tutorial_lib.cli import main
+
+    out = tmp_path / "run"
+    code = main([
+        "train", "--dataset", "multiscale-digits", "--out", str(out), "--epochs", "1", "--num-samples", "128",
+        "--width", "4", "--train-sizes", "24,32", "--per-scale-bn", "--test-sizes", "24,32", "--no-progress",
+    ])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"test", "test-small", "test-large"}
+    assert metrics["config"]["fit"]["train_sizes"] == [24, 32]
+    assert metrics["config"]["model"]["per_scale_bn"] is True
+    assert metrics["config"]["eval"]["test_sizes"] == [24, 32]
+    state = __import__("torch").load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert any(".bns.24." in key for key in state) and any(".bns.32." in key for key in state)

@@ -36,8 +36,50 @@ _TRAIN_OVERRIDES = {
     "weight_decay": "fit.weight_decay",
     "schedule": "fit.schedule",
     "label_smoothing": "fit.label_smoothing",
+    "train_sizes": "fit.train_sizes",
+    "progressive": "fit.progressive",
+    "per_scale_bn": "model.per_scale_bn",
+    "test_sizes": "eval.test_sizes",
     "seed": "seed",
 }
+
+
+def _sizes(text: str) -> list[int]:
+    """Parse ``--train-sizes 32,48,64`` (argparse type)."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated pixel sizes such as 32,48,64, got {text!r}") from None
+    if not sizes or min(sizes) < 8:
+        raise argparse.ArgumentTypeError(f"sizes must be integers >= 8, got {text!r}")
+    return sizes
+
+
+def build_run(recipe: dict[str, Any], num_classes: int):
+    """The model a recipe describes, and the wrapper the CLI evaluates it through.
+
+    Returns ``(model, evaluated)``: ``model`` is what ``fit`` trains; ``evaluated`` is ``model``
+    itself, ``Resized(model, size)`` for one test size, or ``MultiScaleTTA(model, sizes, flip)`` for
+    several. With ``model.per_scale_bn`` every BatchNorm gets private copies per training size.
+    """
+    from tutorial_lib.models import create_model
+    from tutorial_lib.multiscale import MultiScaleTTA, Resized, convert_to_per_scale_bn
+
+    options = dict(recipe["model"])
+    per_scale_bn = options.pop("per_scale_bn", False)
+    model = create_model(options.pop("arch"), num_classes=num_classes, **options)
+    if per_scale_bn:
+        sizes = recipe["fit"].get("train_sizes")
+        if not sizes:
+            raise ValueError("per-scale BatchNorm needs train sizes: add --train-sizes, e.g. 32,48,64")
+        convert_to_per_scale_bn(model, sizes)
+    evaluation = recipe.get("eval", {})
+    test_sizes, flip = evaluation.get("test_sizes"), bool(evaluation.get("flip", False))
+    if test_sizes and (len(test_sizes) > 1 or flip):
+        return model, MultiScaleTTA(model, test_sizes, flip=flip)
+    if test_sizes:
+        return model, Resized(model, test_sizes[0])
+    return model, model
 
 
 def _scale_range(text: str) -> tuple[float, float]:
@@ -86,7 +128,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """Resolve the recipe with the flags, train, evaluate every test split, write metrics.json."""
     from tutorial_lib.data import DATASETS, load_dataset
     from tutorial_lib.env import environment_report, seed_everything
-    from tutorial_lib.models import create_model
     from tutorial_lib.recipes import get_recipe, with_overrides
     from tutorial_lib.train import evaluate, fit
 
@@ -99,8 +140,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed = seed_everything(recipe["seed"])
         data_options = dict(recipe["data"], seed=seed)
         train_data = load_dataset(args.dataset, "train", **data_options)
-        model_options = dict(recipe["model"])
-        model = create_model(model_options.pop("arch"), num_classes=len(train_data.classes), **model_options)
+        model, evaluated = build_run(recipe, len(train_data.classes))
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -125,7 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for split in _test_splits(args.dataset):
         data = load_dataset(args.dataset, split, **data_options)
         by = "size" if getattr(data, "object_sizes", None) is not None else None
-        test[split] = evaluate(model, data, by=by)
+        test[split] = evaluate(evaluated, data, by=by)
     metrics = {
         "dataset": args.dataset,
         "recipe": args.recipe,
@@ -173,6 +213,14 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips (off in the digit recipes: a mirrored digit is no digit)")
     train.add_argument("--norm", help="normalization layer name, e.g. batch or group")
+    train.add_argument("--train-sizes", type=_sizes, metavar="S1,S2,...",
+                       help="train at these input sizes (one drawn per step), e.g. 32,48,64")
+    train.add_argument("--progressive", action="store_true", default=None,
+                       help="go through --train-sizes from small to large instead of drawing")
+    train.add_argument("--per-scale-bn", action="store_true", default=None,
+                       help="private BatchNorm statistics and affine parameters per training size (RS-Nets)")
+    train.add_argument("--test-sizes", type=_sizes, metavar="S1,S2,...",
+                       help="evaluate at these input sizes; several: average the softmax outputs")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--resume", action="store_true", help="continue exactly from DIR/checkpoint.pt")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")

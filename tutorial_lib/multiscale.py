@@ -31,7 +31,8 @@ from torch import Tensor, nn
 _MASK64 = (1 << 64) - 1
 
 
-def _check_sizes(sizes: Sequence[int], name: str = "sizes") -> tuple[int, ...]:
+def check_sizes(sizes: Sequence[int], name: str = "sizes") -> tuple[int, ...]:
+    """Validate a sequence of image sides in pixels and return it as a tuple."""
     if isinstance(sizes, (int, str)) or not isinstance(sizes, Iterable):
         raise TypeError(f"{name} must be a sequence of image sizes such as (32, 48, 64), got {sizes!r}")
     sizes = tuple(sizes)
@@ -75,7 +76,7 @@ class RandomResolution:
     """
 
     def __init__(self, sizes: Sequence[int], seed: int = 0) -> None:
-        self.sizes = _check_sizes(sizes)
+        self.sizes = check_sizes(sizes)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed
@@ -103,7 +104,7 @@ class ProgressiveResolution:
     """
 
     def __init__(self, sizes: Sequence[int], total_steps: int) -> None:
-        self.sizes = tuple(sorted(_check_sizes(sizes)))
+        self.sizes = tuple(sorted(check_sizes(sizes)))
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
         self.total_steps = total_steps
@@ -178,7 +179,7 @@ class MultiScaleTTA(nn.Module):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model
-        self.sizes = _check_sizes(sizes)
+        self.sizes = check_sizes(sizes)
         self.flip = bool(flip)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -215,7 +216,7 @@ class PerScaleBatchNorm2d(nn.Module):
 
     def __init__(self, num_features: int, scales: Sequence[int], **bn_kwargs: Any) -> None:
         super().__init__()
-        self.scales = _check_sizes(scales, "scales")
+        self.scales = check_sizes(scales, "scales")
         self.bns = nn.ModuleDict({str(s): nn.BatchNorm2d(num_features, **bn_kwargs) for s in self.scales})
         self.active = self.scales[-1]
 
@@ -248,7 +249,7 @@ def convert_to_per_scale_bn(model: nn.Module, scales: Sequence[int]) -> nn.Modul
     Raises:
         ValueError: if ``model`` has no BatchNorm2d to convert.
     """
-    scales = _check_sizes(scales, "scales")
+    scales = check_sizes(scales, "scales")
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):

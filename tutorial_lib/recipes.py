@@ -23,8 +23,11 @@ import inspect
 from typing import Any
 
 #: Sections of a recipe, and which keys each may hold (``fit``'s come from its signature).
-SECTIONS = ("data", "model", "fit")
-_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in")
+SECTIONS = ("data", "model", "fit", "eval")
+_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "per_scale_bn")
+# How the CLI evaluates: at which input sizes (one size: plain evaluation at it; several: the
+# average of softmax outputs, tutorial_lib.multiscale.MultiScaleTTA), with flips or not.
+_EVAL_KEYS = ("test_sizes", "flip")
 _DATA_KEYS = ("image_size", "num_samples", "object_size")
 _FIT_EXCLUDED = ("model", "train_data", "val_data", "out_dir", "resume", "seed", "device", "progress", "on_epoch_end")
 
@@ -86,6 +89,8 @@ def _valid_keys(section: str) -> tuple[str, ...]:
         return _MODEL_KEYS
     if section == "data":
         return _DATA_KEYS
+    if section == "eval":
+        return _EVAL_KEYS
     from tutorial_lib.train import fit
 
     return tuple(p for p in inspect.signature(fit).parameters if p not in _FIT_EXCLUDED)

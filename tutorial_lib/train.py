@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from tutorial_lib.env import choose_device
+from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, check_sizes, resize_batch
 
 #: Optimizers ``fit`` knows, by name.
 OPTIMIZERS = ("adamw", "sgd")
@@ -263,6 +264,8 @@ def fit(
     label_smoothing: float = 0.0,
     grad_clip: float | None = None,
     augment: Augment | dict | bool | None = None,
+    train_sizes: Sequence[int] | None = None,
+    progressive: bool = False,
     channels_last: bool = False,
     val_data: Dataset | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -296,6 +299,12 @@ def fit(
         grad_clip: clip the global gradient norm to this value; ``None`` switches clipping off.
         augment: ``None``/``False`` for none, ``True`` for ``Augment()``, a dict of its options, or an
             ``Augment``.
+        train_sizes: input resolutions to train at (notebook 07). ``None`` trains at the data's own
+            size; one size resizes every batch to it; several sizes resize each batch to one drawn
+            per step by ``tutorial_lib.multiscale.RandomResolution`` (a function of (seed, step), so
+            resumes and distributed replicas agree without communicating).
+        progressive: with several ``train_sizes``, go through them from small to large in equal
+            phases instead (``tutorial_lib.multiscale.ProgressiveResolution``).
         channels_last: store the model's weights and the batches in the NHWC ("channels last")
             layout. On a CPU, oneDNN's convolutions (backward especially) run several times faster
             for the narrow ResNets of this series (measured in ``benchmarks/bench_default_recipe.py``);
@@ -335,6 +344,7 @@ def fit(
         history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, config, device)
     else:  # random streams derived from seed: 1 shuffling, 2 augmentation, 3 torch's global generator
         torch.manual_seed(_derive_seed(seed, 3))
+    resolution = _resolution_schedule(config)
     was_training, steps = model.training, config["steps_per_epoch"]
     bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress)
     try:
@@ -345,6 +355,8 @@ def fit(
             for step, (images, labels) in enumerate(batches):
                 if aug is not None:
                     images = aug(images, torch.Generator().manual_seed(_derive_seed(seed, 2, epoch, step)))
+                if resolution is not None:
+                    images = resize_batch(images, resolution(epoch * steps + step))
                 logits = model(images)
                 loss = loss_fn(logits, labels)
                 loss_value = loss.item()  # one device sync per step: the NaN check and the running mean
@@ -422,6 +434,8 @@ def _fit_config(
     label_smoothing: float,
     grad_clip: float | None,
     augment: Any,
+    train_sizes: Sequence[int] | None,
+    progressive: bool,
     channels_last: bool,
     out_dir: Any,
     resume: bool,
@@ -465,6 +479,12 @@ def _fit_config(
             "lower warmup_epochs/warmup_steps or raise epochs"
         )
     augment_obj = _as_augment(augment)
+    if train_sizes is not None:
+        train_sizes = list(check_sizes(train_sizes, "train_sizes"))
+    if not isinstance(progressive, bool):
+        raise TypeError(f"progressive must be True or False, got {progressive!r}")
+    if progressive and (train_sizes is None or len(train_sizes) < 2):
+        raise ValueError("progressive=True needs at least two train_sizes, e.g. train_sizes=(32, 48, 64)")
     return {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -477,12 +497,24 @@ def _fit_config(
         "label_smoothing": float(label_smoothing),
         "grad_clip": None if grad_clip is None else float(grad_clip),
         "augment": None if augment_obj is None else augment_obj.to_dict(),
+        "train_sizes": train_sizes,
+        "progressive": progressive,
         "channels_last": channels_last,
         "seed": int(seed),
         "train_size": n,
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
     }
+
+
+def _resolution_schedule(config: dict[str, Any]) -> Callable[[int], int] | None:
+    """The training resolution as a function of the global step, or ``None`` for the data's own size."""
+    sizes = config["train_sizes"]
+    if sizes is None:
+        return None
+    if config["progressive"]:
+        return ProgressiveResolution(sizes, config["total_steps"])
+    return RandomResolution(sizes, config["seed"])
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
