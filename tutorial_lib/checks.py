@@ -364,3 +364,139 @@ def check_group_norm_function(fn) -> None:
         if not torch.allclose(_call(fn, x[:1], groups, 1e-5), got[:1], atol=1e-6):
             raise AssertionError("a sample's output must not depend on the rest of the batch")
     _ok("GroupNorm: per sample, per group of channels; equals torch.nn.functional.group_norm for 1, 3, 4 and 12 groups")
+
+
+# --- 06 multi-scale architectures ---------------------------------------------------------------
+
+
+def check_fpn_level_function(fn) -> None:
+    """Check ``fn(width, height) -> level``: the FPN rule that picks a pyramid level for an object.
+
+    Lin et al. 2017 (FPN), eq. 1: ``k = floor(k0 + log2(sqrt(w * h) / 224))`` with ``k0 = 4`` (an object
+    of ImageNet's 224 px goes to C4, one of 112 px to C3), clamped to the levels that exist, 2 to 5.
+    """
+    import math
+
+    def reference(width: float, height: float) -> int:
+        return min(5, max(2, math.floor(4 + math.log2(math.sqrt(width * height) / 224))))
+
+    cases = [(224, 224), (112, 112), (448, 448), (223, 223), (56, 56), (300, 150), (50, 200), (32, 32),
+             (1000, 800), (896, 896), (160, 160), (20, 500)]
+    for width, height in cases:
+        expected = reference(width, height)
+        got = _call(fn, width, height)
+        if got != expected:
+            hints = []
+            unclamped = math.floor(4 + math.log2(math.sqrt(width * height) / 224))
+            other_sizes = (width, height, (width + height) / 2, max(width, height), min(width, height))
+            if got == unclamped:
+                hints.append("clamp the result to the levels that exist, 2 (C2) to 5 (C5)")
+            elif width != height and got in {reference(size, size) for size in other_sizes}:
+                hints.append("the object's scale is the geometric mean sqrt(width * height)")
+            elif got == min(5, max(2, round(4 + math.log2(math.sqrt(width * height) / 224)))):
+                hints.append("take the floor, not the nearest integer")
+            raise AssertionError(
+                f"a {width}x{height} px object belongs on level {expected}, your function says {got!r}; "
+                + (hints[0] if hints else "k = floor(4 + log2(sqrt(w * h) / 224)), clamped to 2..5"))
+    _ok(f"your rule matches FPN's eq. 1 on {len(cases)} object sizes (224 px -> C4, 112 px -> C3, ...)")
+
+
+def check_res2net_params_function(fn) -> None:
+    """Check ``fn(inplanes, planes, stride, base_width, scale) -> parameters`` of a Res2Net bottleneck.
+
+    Compared with :class:`tutorial_lib.blocks.Res2NetBottleneck`, including its projection shortcut
+    when the block needs one (``stride != 1`` or ``inplanes != 4 * planes``).
+    """
+    from tutorial_lib.blocks import Res2NetBottleneck, projection
+    from tutorial_lib.cost import count_parameters
+
+    configs = [(256, 64, 1, 26, 4), (64, 64, 1, 26, 4), (256, 128, 2, 26, 4), (1024, 256, 1, 26, 4),
+               (512, 128, 1, 14, 8), (64, 16, 2, 26, 4), (32, 8, 1, 48, 2)]
+    for inplanes, planes, stride, base_width, scale in configs:
+        out = planes * Res2NetBottleneck.expansion
+        shortcut = projection(inplanes, out, stride) if stride != 1 or inplanes != out else None
+        block = Res2NetBottleneck(inplanes, planes, stride, shortcut, base_width=base_width, scale=scale)
+        expected = count_parameters(block)
+        got = _call(fn, inplanes, planes, stride, base_width, scale)
+        if isinstance(got, bool) or not isinstance(got, int):
+            raise AssertionError(f"return the count as an int, got {type(got).__name__} ({got!r}); use // for the width")
+        if got != expected:
+            width = planes * base_width // 64
+            hint = "count every BatchNorm too (a weight and a bias per channel)"
+            if got == expected + 9 * width * width + 2 * width:
+                hint = f"there are scale - 1 = {scale - 1} 3x3 convolutions: one group passes through unconvolved"
+            elif shortcut is not None and got == expected - inplanes * out - 2 * out:
+                hint = "this block needs a projection shortcut: a 1x1 convolution and its BatchNorm"
+            elif shortcut is None and got == expected + inplanes * out + 2 * out:
+                hint = "this block keeps the identity shortcut (same channels, stride 1): no projection"
+            raise AssertionError(
+                f"Res2NetBottleneck({inplanes}, {planes}, stride={stride}, base_width={base_width}, scale={scale}): "
+                f"expected {expected:,}, got {got:,}; {hint} (width = planes * base_width // 64 = {width})")
+    _ok(f"your count matches tutorial_lib.blocks.Res2NetBottleneck on {len(configs)} configurations")
+
+
+# --- 08 tuning ---------------------------------------------------------------------------------
+
+
+def check_smooth_losses_function(fn) -> None:
+    """Check ``fn(losses, beta)`` against ``tutorial_lib.tuning.smooth_losses`` (bias-corrected EMA)."""
+    import math
+
+    from tutorial_lib.tuning import smooth_losses
+
+    cases = [([2.3, 2.1, 2.2, 1.9, 1.7, 1.8, 1.2], 0.9), ([5.0] * 6, 0.98), ([1.0, 3.0, 2.0], 0.0), ([4.0, 2.0, 1.0, 0.5], 0.5)]
+    for losses, beta in cases:
+        got = _call(fn, list(losses), beta)
+        expected = smooth_losses(losses, beta)
+        try:
+            got = [float(v) for v in got]
+        except TypeError:
+            raise AssertionError(f"return one smoothed value per loss (a list of floats), got {type(got).__name__}") from None
+        if len(got) != len(expected):
+            raise AssertionError(f"return one smoothed value per loss: {len(losses)} losses, {len(got)} values")
+        if not all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(got, expected)):
+            uncorrected, avg = [], 0.0
+            for loss in losses:
+                avg = beta * avg + (1 - beta) * loss
+                uncorrected.append(avg)
+            if all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(got, uncorrected)):
+                raise AssertionError(
+                    "close: that is the plain moving average, pulled towards its zero start "
+                    f"(first value {got[0]:.3g} for a loss of {losses[0]}); divide step t's average by 1 - beta ** t"
+                )
+            raise AssertionError(
+                f"for losses={losses} and beta={beta} expected {[round(v, 4) for v in expected]}, "
+                f"got {[round(v, 4) for v in got]}; avg = beta * avg + (1 - beta) * loss, then avg / (1 - beta ** t), t from 1"
+            )
+    _ok("bias-corrected moving average: a constant loss stays constant from the first step on")
+
+
+def check_param_groups_function(fn) -> None:
+    """Check ``fn(model, weight_decay)``: two groups, every 1-D parameter undecayed, the rest decayed."""
+    import torch
+
+    from tutorial_lib.models import resnet18, resnet101
+
+    for model in (resnet18(width=8, stem="small", num_classes=10), resnet101(num_classes=1000)):
+        model.fc.bias.requires_grad_(False)  # a frozen parameter belongs in no group
+        groups = _call(fn, model, 0.05)
+        if not isinstance(groups, (list, tuple)) or len(groups) != 2 or not all(isinstance(g, dict) for g in groups):
+            raise AssertionError("return a list of two dicts: [{'params': [...], 'weight_decay': wd}, {'params': [...], 'weight_decay': 0.0}]")
+        decay, no_decay = (list(g.get("params", [])) for g in groups)
+        if groups[0].get("weight_decay") != 0.05 or groups[1].get("weight_decay") != 0.0:
+            raise AssertionError("the first group decays (weight_decay=weight_decay), the second does not (weight_decay=0.0)")
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        ids = [id(p) for p in decay + no_decay]
+        if len(ids) != len(set(ids)):
+            raise AssertionError("a parameter appears twice: each must be in exactly one group")
+        if set(ids) != {id(p) for p in trainable}:
+            if id(model.fc.bias) in ids:
+                raise AssertionError("leave out parameters with requires_grad=False (frozen ones are not trained)")
+            raise AssertionError("every trainable parameter must be in one of the two groups")
+        wrong = [p.shape for p in no_decay if p.ndim != 1] + [p.shape for p in decay if p.ndim == 1]
+        if wrong:
+            raise AssertionError(f"split by shape: 1-D tensors (biases, norm weights) go undecayed; misplaced shapes: {wrong[:3]}")
+        if any(not isinstance(p, torch.nn.Parameter) for p in decay + no_decay):
+            raise AssertionError("put the parameters themselves (model.parameters()) in the groups, not copies")
+    one_d = sum(p.ndim == 1 for p in resnet101().parameters())
+    _ok(f"two groups; ResNet-101 keeps {one_d} one-dimensional tensors (biases and norm parameters) out of weight decay")

@@ -614,6 +614,152 @@ def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = 
     return fig
 
 
+# --- 06 multi-scale architectures: a feature pyramid, accuracy against object size ---------------
+
+
+def plot_feature_pyramid(image, features, *, title: str | None = None, scale: float = 2.3):
+    """An image and what each level of a feature pyramid makes of it, drawn at its own resolution.
+
+    Top row: the image, then the mean absolute activation over the channels of every level (where
+    the level responds at all). Bottom row: one channel per level, the one whose activation varies
+    most over the positions (a single "detector"). Pixels are drawn as blocks (no interpolation), so
+    the 7x7 grid of a stride-32 level looks as coarse as it is. Each panel has its own colour scale.
+
+    Args:
+        image: The input, a ``(3, H, W)`` tensor or array (float in [0, 1] or uint8).
+        features: ``{level_name: (C, H, W) or (1, C, H, W) tensor}``, finest first, e.g. the output of
+            :func:`tutorial_lib.multiscale.feature_pyramid` for one image.
+        title: Figure title.
+        scale: Panel size in inches.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        TypeError: If ``features`` is not a non-empty dict.
+        ValueError: If a feature map is not 3-D (or 4-D with batch 1).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not hasattr(features, "items") or not features:
+        raise TypeError("features must be a non-empty dict {level_name: (C, H, W) tensor}")
+    picture = _display_image(image[0] if hasattr(image, "ndim") and image.ndim == 4 else image)
+    maps = {}
+    for name, value in features.items():
+        array = value.detach().float().cpu().numpy() if hasattr(value, "detach") else np.asarray(value, dtype=float)
+        if array.ndim == 4 and array.shape[0] == 1:
+            array = array[0]
+        if array.ndim != 3:
+            raise ValueError(f"features[{name!r}] must be (C, H, W) or (1, C, H, W), got shape {tuple(array.shape)}")
+        maps[name] = array
+    columns = len(maps) + 1
+    fig, axes = plt.subplots(2, columns, figsize=(scale * columns, 2 * scale + 0.6 + (0.3 if title else 0)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][0].imshow(picture)
+    axes[0][0].set_title(f"input {picture.shape[0]}x{picture.shape[1]}", fontsize=9)
+    axes[1][0].axis("off")
+    height = picture.shape[0]
+    for col, (name, array) in enumerate(maps.items(), start=1):
+        channels, rows, _ = array.shape
+        stride = height / rows
+        axes[0][col].imshow(np.abs(array).mean(axis=0), cmap="magma", interpolation="nearest")
+        axes[0][col].set_title(f"{name}: mean |activation|\n{channels} ch, {rows}x{array.shape[2]}, stride {stride:g}", fontsize=9)
+        best = int(np.argmax(array.reshape(channels, -1).std(axis=1)))
+        axes[1][col].imshow(array[best], cmap="magma", interpolation="nearest")
+        axes[1][col].set_title(f"{name}: channel {best}", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _merge_size_rows(rows):
+    """Rows of several splits as one list sorted by size; a bin present in two splits is pooled."""
+    pooled = {}
+    for row in rows:
+        key = (float(row["size_min"]), float(row["size_max"]))
+        hits, count = pooled.get(key, (0.0, 0))
+        pooled[key] = (hits + row["accuracy"] * row["count"], count + row["count"])
+    return [{"size_min": lo, "size_max": hi, "accuracy": hits / count, "count": count}
+            for (lo, hi), (hits, count) in sorted(pooled.items())]
+
+
+def plot_accuracy_by_size(results, *, train_range=None, chance=None, title: str | None = None, ax=None):
+    """Accuracy against object size, one line per model, from ``evaluate(..., by="size")`` rows.
+
+    Each model's value is a list of runs (one per seed); each run is the list of ``by_size`` rows
+    (``{"size_min", "size_max", "accuracy", "count"}``) of all the splits it was tested on, evaluated
+    with shared bin edges. With one run the error bars are the binomial standard error of each bin,
+    ``sqrt(p (1 - p) / count)`` (test-set sampling noise only); with several runs the line is their
+    mean and the bars span the lowest to the highest run (seed-to-seed spread).
+
+    Args:
+        results: ``{model_name: [run_rows, ...]}``; a single run may be passed as its list of rows.
+        train_range: ``(smallest, largest)`` object size seen in training, shaded on the plot.
+        chance: Accuracy of guessing (e.g. 0.1 for ten classes), drawn as a dotted line.
+        title: Axes title.
+        ax: Axes to draw on; a new figure when ``None``.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        TypeError: If ``results`` is not a non-empty dict of row lists.
+        ValueError: If a model's runs were binned differently (no shared bins to compare).
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if not hasattr(results, "items") or not results:
+        raise TypeError("results must be a non-empty dict {model_name: [by_size rows of each run]}")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    else:
+        fig = ax.figure
+    if train_range is not None:
+        low, high = train_range
+        ax.axvspan(low - 0.5, high + 0.5, color="0.85", zorder=0, label=f"training sizes ({low}-{high} px)")
+    if chance is not None:
+        ax.axhline(chance, color="0.4", linestyle=":", linewidth=1, label=f"chance ({chance:g})")
+    count = len(results)
+    for i, (name, runs) in enumerate(results.items()):
+        if not isinstance(runs, (list, tuple)) or not runs:
+            raise TypeError(f"results[{name!r}] must be a non-empty list of by_size rows (or of such lists, one per run)")
+        if isinstance(runs[0], dict):
+            runs = [runs]
+        runs = [_merge_size_rows(run) for run in runs]
+        bins = [tuple((row["size_min"], row["size_max"]) for row in run) for run in runs]
+        if len(set(bins)) != 1:
+            raise ValueError(f"the runs of {name!r} have different size bins; evaluate them with the same size_bins edges")
+        centers = np.array([(lo + hi) / 2 for lo, hi in bins[0]])
+        # A small sideways offset per model keeps overlapping error bars readable.
+        centers = centers + 0.25 * (i - (count - 1) / 2)
+        acc = np.array([[row["accuracy"] for row in run] for run in runs])
+        mean = acc.mean(axis=0)
+        if len(runs) == 1:
+            counts = np.array([row["count"] for row in runs[0]])
+            err = np.sqrt(mean * (1 - mean) / counts)
+            yerr = np.vstack([err, err])
+            label = f"{name} (bars: ±1 standard error)"
+        else:
+            yerr = np.vstack([mean - acc.min(axis=0), acc.max(axis=0) - mean])
+            label = f"{name} (mean of {len(runs)} seeds, bars: min-max)"
+        # One line per contiguous stretch of bins, so gaps between splits are not bridged.
+        ends = [0] + [k for k in range(1, len(bins[0])) if bins[0][k][0] > bins[0][k - 1][1] + 1e-9] + [len(bins[0])]
+        for part, (start, stop) in enumerate(zip(ends[:-1], ends[1:])):
+            ax.errorbar(centers[start:stop], mean[start:stop], yerr=yerr[:, start:stop], color=f"C{i}", marker="o",
+                        markersize=4, capsize=3, label=label if part == 0 else None)
+    ax.set_ylim(0, 1.02)
+    ax.set(xlabel="object side (pixels)", ylabel="accuracy", title=title or "accuracy against object size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 # --- 08 tuning: range test, schedules, search (tutorial_lib.tuning) ------------------------------
 
 
@@ -645,7 +791,9 @@ def plot_lr_range_test(result, *, ax=None, title: str | None = None):
     ax.axvline(result.suggested_lr, color="C2", linestyle="--", label=f"steepest descent: {result.suggested_lr:.2g}")
     ax.axvline(result.min_loss_lr / 10, color="C1", linestyle=":", label=f"min-loss rate / 10: {result.min_loss_lr / 10:.2g}")
     ax.set_xscale("log")
-    low = min(result.smoothed)
+    import numpy as np
+
+    low = min(min(result.smoothed), float(np.percentile(result.losses, 5)))
     high = max(result.smoothed[: max(3, len(result.smoothed) // 10)])  # the early, untrained loss
     ax.set_ylim(low - 0.1 * (high - low) - 1e-3, high + 0.4 * (high - low) + 1e-3)
     ax.set(xlabel="learning rate", ylabel="training loss", title=title or "learning-rate range test")
@@ -768,7 +916,10 @@ def plot_search_params(rows, space, *, title: str | None = None):
         if pruned:
             ax.plot([r[name] for r in pruned], [r["curve"][-1] for r in pruned], "x", color="C3", label="pruned")
         if scale == "log":
+            from matplotlib.ticker import NullFormatter
+
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # a decade or two: minor labels would overlap
         ax.set_xlim(low if scale == "log" else low - 0.05 * (high - low), high if scale == "log" else high + 0.05 * (high - low))
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
