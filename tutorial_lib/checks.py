@@ -500,3 +500,67 @@ def check_param_groups_function(fn) -> None:
             raise AssertionError("put the parameters themselves (model.parameters()) in the groups, not copies")
     one_d = sum(p.ndim == 1 for p in resnet101().parameters())
     _ok(f"two groups; ResNet-101 keeps {one_d} one-dimensional tensors (biases and norm parameters) out of weight decay")
+
+
+# --- 07 multi-scale training --------------------------------------------------------------------
+
+
+def _reference_test_size(split: str, train_size: int, candidates) -> int:
+    """The candidate test size at which ``split``'s objects have the training objects' pixel size.
+
+    An object covering a fraction ``f`` of the image is ``f * s`` pixels wide at test size ``s``. The
+    match compares the geometric centres of the fraction ranges on a log scale (a 2x error either
+    way counts the same), so the ideal size is ``train_size * centre(train) / centre(split)``.
+    """
+    import math
+
+    from tutorial_lib.data import OBJECT_SIZE_FRACTIONS
+
+    def centre(name: str) -> float:
+        low, high = OBJECT_SIZE_FRACTIONS[name]
+        return math.sqrt(low * high)
+
+    ideal = train_size * centre("train") / centre(split)
+    return min(candidates, key=lambda s: (abs(math.log(s / ideal)), s))
+
+
+def check_test_size_function(fn) -> None:
+    """Check ``fn(split, train_size, candidates) -> size``: the test resolution that undoes a scale shift."""
+    cases = [("test", 32, (16, 24, 32, 48, 64)), ("test-small", 32, (16, 24, 32, 48, 64, 96)),
+             ("test-large", 32, (16, 24, 32, 48, 64)), ("test-small", 24, (24, 32, 48, 64)),
+             ("test-large", 48, (16, 24, 32, 40, 48)), ("test-small", 32, (24, 32, 40))]
+    for split, train_size, candidates in cases:
+        expected = _reference_test_size(split, train_size, candidates)
+        got = _call(fn, split, train_size, candidates)
+        if got != expected:
+            hint = "an object of fraction f is f * s pixels at test size s; match the training objects' pixels"
+            if split == "test-small" and got < train_size or split == "test-large" and got > train_size:
+                hint = "the wrong way round: small objects need a LARGER test image to look like the training objects"
+            raise AssertionError(f"for {split!r} trained at {train_size} px, choosing from {candidates}, "
+                                 f"the matching test size is {expected}, your function says {got!r}; {hint}")
+    _ok(f"your rule picks the matching test resolution in {len(cases)} cases "
+        f"(test-small trained at 32 px -> {_reference_test_size('test-small', 32, (16, 24, 32, 48, 64, 96))} px)")
+
+
+def check_average_softmax_function(fn, model, images, sizes) -> None:
+    """Check ``fn(model, images, sizes)`` against :class:`tutorial_lib.multiscale.MultiScaleTTA`."""
+    import torch
+
+    from tutorial_lib.multiscale import MultiScaleTTA
+
+    model.eval()
+    with torch.no_grad():
+        got = _call(fn, model, images, sizes)
+        expected = MultiScaleTTA(model, sizes).eval()(images).softmax(dim=1)
+        single = [MultiScaleTTA(model, [s]).eval()(images).softmax(dim=1) for s in sizes]
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+        raise AssertionError(f"return a tensor of shape {tuple(expected.shape)} (images x classes), "
+                             f"got {getattr(got, 'shape', type(got).__name__)}")
+    if torch.allclose(got.sum(dim=1), torch.ones(len(got)), atol=1e-4) is False:
+        raise AssertionError("each row should be a probability distribution (sum 1): average softmax outputs, not logits")
+    if not torch.allclose(got, expected, atol=1e-5):
+        if any(torch.allclose(got, s, atol=1e-5) for s in single):
+            raise AssertionError("that is one resolution's softmax; average over every size in `sizes`")
+        raise AssertionError("not quite: resize the batch to each size (tutorial_lib.multiscale.resize_batch), "
+                             "take the softmax of the model's logits, and average the probabilities")
+    _ok(f"your average over {list(sizes)} px equals MultiScaleTTA's to within 1e-5")

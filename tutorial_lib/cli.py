@@ -201,7 +201,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--arch", help="model architecture, e.g. resnet18 or resnet101")
     train.add_argument("--epochs", type=int, help="training epochs")
     train.add_argument("--width", type=int, help="base channel width of the ResNet")
-    train.add_argument("--image-size", type=int, help="image side in pixels")
+    train.add_argument("--image-size", type=int,
+                       help="side of the stored images in pixels (the network sees --train-sizes/--test-sizes)")
     train.add_argument("--num-samples", type=int, help="images per split (fewer for a quick run)")
     train.add_argument("--batch-size", type=int, help="images per optimizer step")
     train.add_argument("--lr", type=float, help="peak learning rate")

@@ -928,3 +928,53 @@ def plot_search_params(rows, space, *, title: str | None = None):
     fig.suptitle(title or "hyperparameters against validation accuracy")
     fig.tight_layout()
     return fig
+
+
+# --- 07 multi-scale training: accuracy against test resolution ----------------------------------
+
+
+def plot_resolution_sweep(results, *, train_sizes=None, chance=None, title: str | None = None):
+    """Accuracy against test resolution, one panel per test split and one line per model.
+
+    Args:
+        results: ``{model_name: {split: {test_size: accuracy}}}``, e.g. from evaluating
+            ``Resized(model, size)`` at several sizes.
+        train_sizes: ``{model_name: sizes}`` or one sequence for all: the training resolutions,
+            marked on each line with hollow circles.
+        chance: accuracy of guessing, drawn as a dotted line.
+        title: figure title.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        TypeError: if ``results`` is not a non-empty ``{model: {split: {size: accuracy}}}`` dict.
+    """
+    import matplotlib.pyplot as plt
+
+    if not hasattr(results, "items") or not results or not all(hasattr(v, "items") and v for v in results.values()):
+        raise TypeError("results must be a non-empty dict {model_name: {split: {test_size: accuracy}}}")
+    splits = list(next(iter(results.values())))
+    fig, axes = plt.subplots(1, len(splits), figsize=(3.6 * len(splits), 3.4), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for i, (name, per_split) in enumerate(results.items()):
+            if split not in per_split:
+                continue
+            sizes = sorted(int(s) for s in per_split[split])
+            acc = [per_split[split][s] if s in per_split[split] else per_split[split][str(s)] for s in sizes]
+            ax.plot(sizes, acc, marker="o", markersize=4, color=f"C{i}", label=name)
+            trained = train_sizes.get(name) if isinstance(train_sizes, dict) else train_sizes
+            for s in trained or ():
+                if s in sizes:
+                    ax.plot([s], [acc[sizes.index(s)]], marker="o", markersize=10, markerfacecolor="none",
+                            color=f"C{i}")
+        if chance is not None:
+            ax.axhline(chance, color="0.4", linestyle=":", linewidth=1)
+        ax.set(title=split, xlabel="test resolution (px)", ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
