@@ -156,10 +156,9 @@ def test_every_recipe_is_valid_and_shares_the_baseline_network_and_data():
     base = get_recipe("cpu-baseline")
     for name in list_recipes():
         recipe = validate_recipe(get_recipe(name))
-        # Same network, stored images, batch size and number of steps: only training/testing differ,
-        # so the recipes' training times are comparable.
+        # Same network, stored images and batch size: only the training and testing settings differ.
         assert recipe["model"] == base["model"] and recipe["data"] == base["data"], name
-        assert (recipe["fit"]["epochs"], recipe["fit"]["batch_size"]) == (base["fit"]["epochs"], base["fit"]["batch_size"])
+        assert recipe["fit"]["batch_size"] == base["fit"]["batch_size"], name
     assert base["data"]["image_size"] == 64 and base["fit"]["train_sizes"] == [32] and base["eval"]["test_sizes"] == [32]
 
 
@@ -169,9 +168,10 @@ def test_multiscale_recipe_trains_at_several_sizes_and_tests_with_tta():
 
     recipe = get_recipe("cpu-multiscale")
     assert len(recipe["fit"]["train_sizes"]) > 1 and len(recipe["eval"]["test_sizes"]) > 1
-    # Average cost of a training step relative to a 32-px step: within 10% of the baseline's.
-    sizes = recipe["fit"]["train_sizes"]
-    assert sum((s / 32) ** 2 for s in sizes) / len(sizes) <= 1.1
+    # Compute (pixels x steps) relative to the baseline's: at most 10% more.
+    sizes, base = recipe["fit"]["train_sizes"], get_recipe("cpu-baseline")["fit"]
+    per_step = sum((s / 32) ** 2 for s in sizes) / len(sizes)
+    assert per_step * recipe["fit"]["epochs"] / base["epochs"] <= 1.1
     model, evaluated = build_run(recipe, 10)
     assert isinstance(evaluated, MultiScaleTTA) and evaluated.sizes == tuple(recipe["eval"]["test_sizes"])
     _, baseline_evaluated = build_run(get_recipe("cpu-baseline"), 10)
