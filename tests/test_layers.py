@@ -322,3 +322,44 @@ def test_notebook_01_checks(capsys) -> None:
     with pytest.raises(AssertionError, match="raised ZeroDivisionError"):
         checks.check_conv_cost_function(lambda *a: 1 / 0)
     assert capsys.readouterr().out.count("Correct:") == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-branch blocks: refused, never silently wrong
+# ---------------------------------------------------------------------------------------------
+
+
+def test_receptive_field_refuses_res2net_blocks_and_points_to_the_measurement() -> None:
+    from tutorial_lib.blocks import Res2NetBottleneck
+    from tutorial_lib.models import res2net50_26w_4s
+
+    # A stage block runs its three stride-2 3x3 convolutions and its stride-2 pool side by side;
+    # walking them in registration order would chain all four (31 px at jump 16 instead of 3 px at
+    # jump 2, the numbers the walk gave before it refused such blocks).
+    stage = Res2NetBottleneck(16, 8, stride=2, downsample=projection(16, 32, 2))
+    for model, where in (
+        (stage, "Res2NetBottleneck"),
+        (Res2NetBottleneck(32, 8), "Res2NetBottleneck"),
+        (res2net50_26w_4s(width=4, stem="small"), r"layer1\.0 \(Res2NetBottleneck\)"),
+        ([nn.Conv2d(3, 16, 3), stage], r"1 \(Res2NetBottleneck\)"),
+    ):
+        with pytest.raises(TypeError, match=where + ".*'convs'.*measure_receptive_field"):
+            receptive_field(model)
+    # The measurement it points to does handle the block: every group of a stage block sees 3 px.
+    assert measure_receptive_field(stage, 15, trials=3).height == 3
+
+
+def test_receptive_field_accepts_containers_of_pointwise_layers_and_a_top_level_module_list() -> None:
+    class PerBranchNorm(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3)
+            self.bns = nn.ModuleDict({"32": nn.BatchNorm2d(2), "64": nn.BatchNorm2d(2)})
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bns["32"](self.conv(x))
+
+    assert [r.name for r in receptive_field(PerBranchNorm())] == ["conv"]
+    # A ModuleList passed as the model itself is a list of layers applied in order, as documented.
+    rows = receptive_field(nn.ModuleList([nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)]))
+    assert rows[-1].size == 5

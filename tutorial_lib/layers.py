@@ -9,7 +9,8 @@ Two questions come up with every convolutional network:
   layers and applies the recurrence of Araujo et al. 2019 ("Computing Receptive Fields of
   Convolutional Neural Networks", Distill); :func:`measure_receptive_field` measures the
   same thing on the real layers by back-propagating from one output pixel, so the arithmetic can be
-  checked.
+  checked. The arithmetic follows one path; a multi-branch block (Res2Net's) is refused with a
+  ``TypeError`` that points to the measurement, which has no such limit.
 
 ``conv3x3`` and ``conv1x1`` build the two convolutions ResNet is made of, with torchvision's
 arguments, so blocks built from them have torchvision's parameter shapes.
@@ -261,12 +262,44 @@ class ReceptiveField:
     start: float
 
 
+def _has_geometry_layer(module: nn.Module) -> bool:
+    """Whether ``module`` or anything inside it changes geometry (a conv, pool or unsupported layer)."""
+    return any(isinstance(m, _GEOMETRY_LAYERS + _UNSUPPORTED_LAYERS) for m in module.modules())
+
+
+def _check_single_path(module: nn.Module, prefix: str) -> None:
+    """Refuse a block that keeps convolutions in an ``nn.ModuleList``/``nn.ModuleDict``.
+
+    Such containers have no ``forward``: the block's own ``forward`` decides whether their layers
+    run one after the other, side by side, or some of each (Res2Net's groups are chained in an
+    inner block and parallel in a stage block; Gao et al., TPAMI 2021, section 3.1). Registration
+    order cannot tell these apart, so the single-path walk would silently give wrong numbers.
+    Containers of pointwise layers only (per-scale BatchNorm, ``tutorial_lib.multiscale``) are
+    harmless and pass.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, (nn.ModuleList, nn.ModuleDict)) and _has_geometry_layer(child):
+            where = f"{prefix} ({type(module).__name__})" if prefix else type(module).__name__
+            raise TypeError(
+                f"{where} keeps conv/pool layers in the {type(child).__name__} '{name}', which its "
+                "forward may run as parallel branches (a multi-branch block such as Res2Net's); "
+                "receptive_field follows a single path in registration order and would give wrong "
+                "numbers. Use measure_receptive_field(model, input_size) instead, which measures "
+                "the field by back-propagation through the real layers"
+            )
+
+
 def _walk(module: nn.Module, prefix: str) -> Iterable[tuple[str, nn.Module]]:
-    """Yield ``(qualified_name, leaf)`` along the main path, in registration order."""
+    """Yield ``(qualified_name, leaf)`` along the main path, in registration order.
+
+    Raises:
+        TypeError: If a block on the path may have parallel branches (see :func:`_check_single_path`).
+    """
     children = list(module.named_children())
     if not children:
         yield prefix, module
         return
+    _check_single_path(module, prefix)
     for name, child in children:
         if name in SHORTCUT_NAMES:
             continue
@@ -312,7 +345,10 @@ def receptive_field(
     Residual blocks: a child named ``downsample`` (the shortcut, see :data:`SHORTCUT_NAMES`) is
     skipped, so a block contributes its main path. That is the block's receptive field, because the
     shortcut is an identity or a 1x1 convolution whose window lies inside the main path's.
-    Padding is not clipped: the field is measured on the padded plane, so near a border part of it
+    Multi-branch blocks are refused rather than guessed: a block that keeps conv/pool layers in an
+    ``nn.ModuleList`` or ``nn.ModuleDict`` (Res2Net's ``convs``, whose groups run in parallel in a
+    stage block and chained in an inner one) raises ``TypeError``; measure such a model with
+    :func:`measure_receptive_field`. Padding is not clipped: the field is measured on the padded plane, so near a border part of it
     falls outside the image.
 
     Args:
@@ -325,7 +361,9 @@ def receptive_field(
 
     Raises:
         TypeError: If ``model`` is not a module or sequence of modules, or contains a layer whose
-            geometry this recurrence cannot model (transposed convolution, upsampling, ...).
+            geometry this recurrence cannot model (transposed convolution, upsampling, ...), or a
+            multi-branch block whose conv/pool layers sit in an ``nn.ModuleList``/``nn.ModuleDict``
+            (Res2Net): use :func:`measure_receptive_field` for those.
         ValueError: If ``axis`` is not 0 or 1, or no conv/pool layer is found.
     """
     if axis not in (0, 1) or isinstance(axis, bool):
