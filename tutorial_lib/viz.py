@@ -14,6 +14,15 @@ matplotlib.rcParams.setdefault("figure.dpi", 100)
 # --- training curves and gradient norms (tutorial_lib.train; notebooks 02, 05-08) ------------------
 
 
+
+def _figure_and_axes(ax, figsize):
+    """``(figure, ax)`` for ``ax``, or a new figure of ``figsize`` with one axes when ``ax`` is None."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
 def _moving_average(values: list[float], window: int) -> list[float]:
     """Trailing mean over up to ``window`` values, same length as ``values``."""
     out, total = [], 0.0
@@ -141,10 +150,7 @@ def plot_gradient_norms(norms, *, ax=None, title: str | None = None, log: bool =
     if not hasattr(norms, "items") or not norms:
         raise TypeError("norms must be a non-empty dict {layer: norm} or {model: {layer: norm}}")
     series = norms if all(hasattr(v, "items") for v in norms.values()) else {"model": norms}
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (7, 3.6))
     for name, layer_norms in series.items():
         values = [float(v) for v in layer_norms.values()]
         ax.plot(range(1, len(values) + 1), values, "o-", markersize=3, label=str(name))
@@ -322,10 +328,7 @@ def plot_object_sizes(splits, *, ax=None, title: str | None = None):
     for name, dataset in splits.items():
         if getattr(dataset, "object_sizes", None) is None:
             raise TypeError(f"splits[{name!r}] has no object_sizes; plot_object_sizes needs multiscale-digits splits")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (7, 3.2))
     for i, (name, dataset) in enumerate(splits.items()):
         sizes = np.asarray(dataset.object_sizes)
         values, counts = np.unique(sizes, return_counts=True)
@@ -420,10 +423,7 @@ def show_receptive_fields(image, boxes, *, title: str | None = None, ax=None):
         array = np.asarray(image)
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got shape {array.shape}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5, 5 * array.shape[0] / array.shape[1]))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (5, 5 * array.shape[0] / array.shape[1]))
     ax.imshow(array)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, box) in enumerate(boxes.items()):
@@ -473,10 +473,7 @@ def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = 
     x = list(x)
     if not series:
         raise ValueError("series is empty; pass {label: values}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (6, 3.5))
     for dashed, group in ((False, series), (True, reference or {})):
         for label, values in group.items():
             values = list(values)
@@ -517,10 +514,7 @@ def plot_running_estimates(traces, *, target=None, xlabel: str = "training step"
 
     if not hasattr(traces, "items") or not traces:
         raise TypeError("traces must be a non-empty dict {label: values per step}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.4))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (7, 3.4))
     for label, values in traces.items():
         values = [float(v) for v in values]
         ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=str(label))
@@ -586,10 +580,7 @@ def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = 
 
     if not hasattr(results, "items") or not results:
         raise TypeError("results must be a non-empty dict {norm_name: {batch_size: accuracy}}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (6.5, 3.6))
     sizes = set()
     for i, (name, by_size) in enumerate(results.items()):
         if not hasattr(by_size, "items") or not by_size:
@@ -715,10 +706,7 @@ def plot_accuracy_by_size(results, *, train_range=None, chance=None, title: str 
 
     if not hasattr(results, "items") or not results:
         raise TypeError("results must be a non-empty dict {model_name: [by_size rows of each run]}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (7.5, 3.8))
     if train_range is not None:
         low, high = train_range
         ax.axvspan(low - 0.5, high + 0.5, color="0.85", zorder=0, label=f"training sizes ({low}-{high} px)")
@@ -782,10 +770,7 @@ def plot_lr_range_test(result, *, ax=None, title: str | None = None):
 
     if not all(hasattr(result, a) for a in ("lrs", "losses", "smoothed", "suggested_lr", "min_loss_lr")):
         raise TypeError(f"result must be what tutorial_lib.tuning.lr_range_test returns, got {type(result).__name__}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (6.5, 3.6))
     ax.plot(result.lrs, result.losses, color="C0", alpha=0.3, linewidth=1, label="loss (raw)")
     ax.plot(result.lrs, result.smoothed, color="C0", linewidth=2, label="loss (smoothed)")
     ax.axvline(result.suggested_lr, color="C2", linestyle="--", label=f"steepest descent: {result.suggested_lr:.2g}")
@@ -820,10 +805,7 @@ def plot_lr_schedules(curves, *, ax=None, title: str | None = None, log: bool = 
 
     if not hasattr(curves, "items") or not curves:
         raise TypeError("curves must be a non-empty dict {label: [learning rate of each step]}")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (6.5, 3.4))
     for i, (label, values) in enumerate(curves.items()):
         ax.plot(range(len(values)), list(values), color=f"C{i}", linewidth=2, label=label)
     if log:
@@ -857,10 +839,7 @@ def plot_search_history(rows, *, ax=None, title: str | None = None):
     import matplotlib.pyplot as plt
 
     _check_rows(rows)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    else:
-        fig = ax.figure
+    fig, ax = _figure_and_axes(ax, (6.5, 3.4))
     rows = sorted(rows, key=lambda r: r["trial"])
     done = [r for r in rows if r["state"] == "complete"]
     pruned = [r for r in rows if r["state"] == "pruned" and r.get("curve")]
