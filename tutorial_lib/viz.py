@@ -145,8 +145,6 @@ def plot_gradient_norms(norms, *, ax=None, title: str | None = None, log: bool =
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
     if not hasattr(norms, "items") or not norms:
         raise TypeError("norms must be a non-empty dict {layer: norm} or {model: {layer: norm}}")
     series = norms if all(hasattr(v, "items") for v in norms.values()) else {"model": norms}
@@ -320,7 +318,6 @@ def plot_object_sizes(splits, *, ax=None, title: str | None = None):
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
     import numpy as np
 
     if not hasattr(splits, "items") or not splits:
@@ -468,8 +465,6 @@ def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = 
     Raises:
         ValueError: If a series' length differs from ``x``'s, or ``series`` is empty.
     """
-    import matplotlib.pyplot as plt
-
     x = list(x)
     if not series:
         raise ValueError("series is empty; pass {label: values}")
@@ -510,8 +505,6 @@ def plot_running_estimates(traces, *, target=None, xlabel: str = "training step"
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
     if not hasattr(traces, "items") or not traces:
         raise TypeError("traces must be a non-empty dict {label: values per step}")
     fig, ax = _figure_and_axes(ax, (7, 3.4))
@@ -576,8 +569,6 @@ def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = 
     Returns:
         The matplotlib figure; the x axis runs from the largest batch to the smallest, as in the paper.
     """
-    import matplotlib.pyplot as plt
-
     if not hasattr(results, "items") or not results:
         raise TypeError("results must be a non-empty dict {norm_name: {batch_size: accuracy}}")
     fig, ax = _figure_and_axes(ax, (6.5, 3.6))
@@ -701,7 +692,6 @@ def plot_accuracy_by_size(results, *, train_range=None, chance=None, title: str 
         TypeError: If ``results`` is not a non-empty dict of row lists.
         ValueError: If a model's runs were binned differently (no shared bins to compare).
     """
-    import matplotlib.pyplot as plt
     import numpy as np
 
     if not hasattr(results, "items") or not results:
@@ -766,8 +756,6 @@ def plot_lr_range_test(result, *, ax=None, title: str | None = None):
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
     if not all(hasattr(result, a) for a in ("lrs", "losses", "smoothed", "suggested_lr", "min_loss_lr")):
         raise TypeError(f"result must be what tutorial_lib.tuning.lr_range_test returns, got {type(result).__name__}")
     fig, ax = _figure_and_axes(ax, (6.5, 3.6))
@@ -801,8 +789,6 @@ def plot_lr_schedules(curves, *, ax=None, title: str | None = None, log: bool = 
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
     if not hasattr(curves, "items") or not curves:
         raise TypeError("curves must be a non-empty dict {label: [learning rate of each step]}")
     fig, ax = _figure_and_axes(ax, (6.5, 3.4))
@@ -836,8 +822,6 @@ def plot_search_history(rows, *, ax=None, title: str | None = None):
     Returns:
         The matplotlib figure.
     """
-    import matplotlib.pyplot as plt
-
     _check_rows(rows)
     fig, ax = _figure_and_axes(ax, (6.5, 3.4))
     rows = sorted(rows, key=lambda r: r["trial"])
