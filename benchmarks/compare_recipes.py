@@ -21,6 +21,8 @@ machine. The last line printed is the figure: mean test accuracy and spread per 
 Usage::
 
     python benchmarks/compare_recipes.py test --recipes cpu-baseline cpu-tuned --seeds 0 1 2
+    python benchmarks/compare_recipes.py --results benchmarks/results/cpu_multiscale.json test \
+        --recipes cpu-baseline --seeds 0 --name "single-scale + TTA" --flags="--test-sizes 24,32,48,64"
     python benchmarks/compare_recipes.py validate --recipe cpu-baseline --set fit.lr=0.008 --name lr8e-3
 """
 
@@ -72,12 +74,16 @@ def run_test(args: argparse.Namespace) -> None:
         for recipe in args.recipes:  # alternate the recipes, so load changes hit both alike
             out = root / f"{recipe}_seed{seed}"
             command = ["python", "-m", "tutorial_lib", "train", "--dataset", "multiscale-digits",
-                       "--recipe", recipe, "--seed", str(seed), "--out", str(out), "--no-progress"]
+                       "--recipe", recipe, *args.flags.split(), "--seed", str(seed), "--out", str(out), "--no-progress"]
             before = _load()
             print(f"$ {' '.join(command)}   (load average {before})", flush=True)
             subprocess.run([sys.executable, *command[1:]], check=True, cwd=ROOT)
             metrics = json.loads((out / "metrics.json").read_text())
             run = {"recipe": recipe, "seed": seed, **{s: metrics["test"][s]["accuracy"] for s in SPLITS},
+                   **({"name": args.name, "flags": args.flags} if args.flags or args.name else {}),
+                   "train_sizes": metrics["config"]["fit"].get("train_sizes"),
+                   "test_sizes": metrics["config"].get("eval", {}).get("test_sizes"),
+                   "eval_seconds": round(metrics["eval_seconds"], 1),
                    "train_seconds": round(metrics["train_seconds"], 1), "steps": len(metrics["history"]["step_loss"]),
                    "threads": metrics["environment"].get("threads"),
                    "load_before": before, "load_after": _load()}
@@ -87,8 +93,8 @@ def run_test(args: argparse.Namespace) -> None:
             print(f"  {recipe} seed {seed}: " + "  ".join(f"{s} {run[s]:.4f}" for s in SPLITS)
                   + f"  train_seconds {run['train_seconds']}  steps {run['steps']}", flush=True)
     summary = []
-    for recipe in dict.fromkeys(r["recipe"] for r in results["runs"]):
-        acc = [r["test"] for r in results["runs"] if r["recipe"] == recipe]
+    for recipe in dict.fromkeys(r.get("name", r["recipe"]) for r in results["runs"]):
+        acc = [r["test"] for r in results["runs"] if r.get("name", r["recipe"]) == recipe]
         spread = statistics.stdev(acc) if len(acc) > 1 else float("nan")
         summary.append(f"{recipe} {100 * statistics.mean(acc):.2f}% +- {100 * spread:.2f} over {len(acc)} seeds")
     print("test accuracy: " + "; ".join(summary))
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     test = sub.add_parser("test", help="CLI runs: test accuracy per recipe and seed")
     test.add_argument("--recipes", nargs="+", default=["cpu-baseline", "cpu-tuned"])
     test.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    test.add_argument("--flags", default="", help='extra CLI flags, e.g. "--test-sizes 24,32,48,64" (quote them)')
+    test.add_argument("--name", help="label of the runs (default: the recipe name)")
     test.set_defaults(func=run_test)
     val = sub.add_parser("validate", help="one validation experiment (training split minus held-out source digits)")
     val.add_argument("--recipe", default="cpu-baseline")

@@ -174,5 +174,22 @@ def test_multiscale_recipe_trains_at_several_sizes_and_tests_with_tta():
     assert per_step * recipe["fit"]["epochs"] / base["epochs"] <= 1.1
     model, evaluated = build_run(recipe, 10)
     assert isinstance(evaluated, MultiScaleTTA) and evaluated.sizes == tuple(recipe["eval"]["test_sizes"])
+    assert recipe["eval"]["recalibrate_bn"] is True, "statistics recomputed at each test size (notebook 07, section 8)"
     _, baseline_evaluated = build_run(get_recipe("cpu-baseline"), 10)
     assert isinstance(baseline_evaluated, Resized) and baseline_evaluated.size == 32
+
+
+def test_recalibrate_bn_flag_recomputes_statistics_at_each_test_size(tmp_path, data_dir):
+    plain, recal = tmp_path / "plain", tmp_path / "recal"
+    flags = ("--train-sizes", "16,24", "--test-sizes", "24,32", "--seed", "1")
+    assert _train(plain, *flags) == 0
+    assert _train(recal, *flags, "--recalibrate-bn") == 0
+    first, second = (json.loads((run / "metrics.json").read_text()) for run in (plain, recal))
+    assert first["config"]["eval"] == {"test_sizes": [24, 32]}
+    assert second["config"]["eval"] == {"test_sizes": [24, 32], "recalibrate_bn": True}
+    assert first["history"]["step_loss"] == second["history"]["step_loss"], "same training either way"
+    # Same weights, other BatchNorm statistics: the test loss changes.
+    assert first["test"]["test"]["loss"] != pytest.approx(second["test"]["test"]["loss"], rel=1e-6)
+    # --no-recalibrate-bn switches a recipe's recalibration off again.
+    off = build_parser().parse_args(["train", "--dataset", "multiscale-digits", "--out", "x", "--no-recalibrate-bn"])
+    assert off.recalibrate_bn is False

@@ -103,3 +103,14 @@ def test_cli_env_prints_report_as_json():
     report = json.loads(out.stdout)
     assert report["torch"] == torch.__version__
     assert report["embedded_data_offline"] is True
+
+
+def test_supports_bf16_answers_for_the_chosen_device_and_is_in_the_report():
+    import torch
+
+    answer = env.supports_bf16("cpu")
+    assert isinstance(answer, bool)
+    assert answer == bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert env.environment_report()["bf16"] == env.supports_bf16()
+    with pytest.raises(ValueError):
+        env.supports_bf16("tpu")

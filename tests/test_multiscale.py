@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
@@ -199,3 +200,30 @@ def test_cli_multiscale_flags_end_to_end(tmp_path):
     assert metrics["config"]["eval"]["test_sizes"] == [24, 32]
     state = __import__("torch").load(out / "checkpoint.pt", weights_only=True)["model"]
     assert any(".bns.24." in key for key in state) and any(".bns.32." in key for key in state)
+
+
+def test_recalibrated_tta_gives_each_size_its_own_statistics_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = _tiny_net().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = TensorDataset(torch.rand(64, 3, 16, 16), torch.zeros(64, dtype=torch.long))
+    tta = ms.recalibrated_tta(model, data, (8, 16), num_batches=4, batch_size=16)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the model must not change"
+    assert set(tta.models) == {"8", "16"}
+    means = {size: tta.network(size)[1].running_mean for size in (8, 16)}
+    assert not torch.allclose(means[8], means[16]), "each size must have statistics of its own"
+    # Each copy holds exactly what recalibrate_at computes at its size.
+    expected = ms.recalibrate_at(copy.deepcopy(model), data, 16, num_batches=4, batch_size=16)
+    assert torch.allclose(tta.network(16)[1].running_var, expected[1].running_var)
+    # One size: plain evaluation of the recalibrated copy at that size.
+    x = torch.rand(4, 3, 16, 16)
+    single = ms.recalibrated_tta(model, data, (16,), num_batches=4, batch_size=16)
+    with torch.no_grad():
+        assert torch.allclose(single(x).exp(), expected.eval()(x).softmax(1), atol=1e-6)
+
+
+def test_multiscale_tta_rejects_a_model_mapping_that_does_not_match_the_sizes():
+    with pytest.raises(ValueError, match=r"one model per test size needed"):
+        ms.MultiScaleTTA({16: _tiny_net()}, (16, 24))
+    with pytest.raises(TypeError, match="torch.nn.Module or a"):
+        ms.MultiScaleTTA("net", (16,))

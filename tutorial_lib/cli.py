@@ -36,10 +36,12 @@ _TRAIN_OVERRIDES = {
     "weight_decay": "fit.weight_decay",
     "schedule": "fit.schedule",
     "label_smoothing": "fit.label_smoothing",
+    "precision": "fit.precision",
     "train_sizes": "fit.train_sizes",
     "progressive": "fit.progressive",
     "per_scale_bn": "model.per_scale_bn",
     "test_sizes": "eval.test_sizes",
+    "recalibrate_bn": "eval.recalibrate_bn",
     "seed": "seed",
 }
 
@@ -80,6 +82,23 @@ def build_run(recipe: dict[str, Any], num_classes: int):
     if test_sizes:
         return model, Resized(model, test_sizes[0])
     return model, model
+
+
+def _recalibrated(recipe: dict[str, Any], model: Any, evaluated: Any, train_data: Any) -> Any:
+    """With ``eval.recalibrate_bn``: the evaluated network with BatchNorm statistics recomputed per test size.
+
+    Each test size (the stored image size when the recipe names none) gets a copy of ``model`` whose
+    statistics are re-estimated on training images at that size (``multiscale.recalibrated_tta``);
+    otherwise ``evaluated`` is returned unchanged.
+    """
+    evaluation = recipe.get("eval", {})
+    if not evaluation.get("recalibrate_bn"):
+        return evaluated
+    from tutorial_lib.multiscale import recalibrated_tta
+
+    sizes = evaluation.get("test_sizes") or [int(train_data[0][0].shape[-1])]
+    return recalibrated_tta(model, train_data, sizes, flip=bool(evaluation.get("flip", False)),
+                            batch_size=recipe["fit"].get("batch_size", 128), seed=recipe.get("seed", 0))
 
 
 def _scale_range(text: str) -> tuple[float, float]:
@@ -161,6 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
 
     start = time.perf_counter()
+    evaluated = _recalibrated(recipe, model, evaluated, train_data)
     test = {}
     for split in _test_splits(args.dataset):
         data = load_dataset(args.dataset, split, **data_options)
@@ -213,6 +233,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                        help="zoom range of the augmentation (random-resized-crop style; 1,1 = no zoom)")
     train.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips (off in the digit recipes: a mirrored digit is no digit)")
+    train.add_argument("--precision", choices=("fp32", "bf16", "auto"),
+                       help="training arithmetic: fp32, bf16 (mixed precision) or auto (bf16 where the hardware runs it natively)")
     train.add_argument("--norm", help="normalization layer name, e.g. batch or group")
     train.add_argument("--train-sizes", type=_sizes, metavar="S1,S2,...",
                        help="train at these input sizes (one drawn per step), e.g. 32,48,64")
@@ -222,6 +244,8 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                        help="private BatchNorm statistics and affine parameters per training size (RS-Nets)")
     train.add_argument("--test-sizes", type=_sizes, metavar="S1,S2,...",
                        help="evaluate at these input sizes; several: average the softmax outputs")
+    train.add_argument("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
+                       help="before testing, recompute BatchNorm statistics on training images at each test size")
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--resume", action="store_true", help="continue exactly from DIR/checkpoint.pt")
     train.add_argument("--device", help="cpu, cuda, cuda:1 or mps (default: the best available)")

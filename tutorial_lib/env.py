@@ -116,6 +116,27 @@ def set_threads(num_threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
+def supports_bf16(device: str | torch.device | None = None) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions and matrix products natively (fast, not emulated).
+
+    On a CPU that means the AVX512-BF16 or AMX instructions that oneDNN uses (recent Intel Xeon, AMD
+    Zen 4 and later); elsewhere bfloat16 autocast still works but is emulated and usually *slower*
+    than float32. On CUDA it means compute capability 8.0 (Ampere) or newer. MPS: no.
+
+    Args:
+        device: as for :func:`choose_device`; ``None`` checks the device it would choose.
+    """
+    device = choose_device(device)
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        try:
+            return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # an older or unusual build: assume not
+            return False
+    return False
+
+
 def _version(module_name: str) -> str | None:
     try:
         module = importlib.import_module(module_name)
@@ -146,7 +167,7 @@ def environment_report() -> dict[str, Any]:
 
     Returns:
         A dict with keys ``python``, ``platform``, ``torch``, ``torchvision``, ``timm``, ``numpy``,
-        ``device``, ``cuda``, ``threads``, ``cpu_count`` and ``embedded_data_offline``.
+        ``device``, ``bf16``, ``cuda``, ``threads``, ``cpu_count`` and ``embedded_data_offline``.
     """
     device = choose_device()
     cuda = None
@@ -164,6 +185,7 @@ def environment_report() -> dict[str, Any]:
         "timm": _version("timm"),
         "numpy": np.__version__,
         "device": str(device),
+        "bf16": supports_bf16(device),
         "cuda": cuda,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
