@@ -81,7 +81,7 @@ The defaults train two networks of the `cpu-baseline` recipe (a ResNet-18 of wid
 images for 4 epochs: single-scale at 32 px, and multi-resolution at `MULTI_SIZES`. That is under
 two thirds of the full recipe's budget, enough to show every effect below; section 8 also reads the
 full-budget CLI runs of every method. Add `"progressive"` and `"per-scale BN"` to `METHODS` to train
-those two here as well (about 45 s each). On a GPU, set `DEVICE = "cuda"`, `NUM_TRAIN = 16000`,
+those two here as well (about a minute each). On a GPU, set `DEVICE = "cuda"`, `NUM_TRAIN = 16000`,
 `EPOCHS = 8`, `NUM_TEST = 2000` and all four `METHODS` (not run for this notebook).
 """))
 
