@@ -362,7 +362,10 @@ def fit(
         torch.manual_seed(_derive_seed(seed, 3))
     resolution = _resolution_schedule(config)
     was_training, steps = model.training, config["steps_per_epoch"]
-    bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress)
+    # Redraw the bar at most twice a second: in Jupyter every redraw is a widget message, and a
+    # cell that floods the output channel with thousands of them can lose its last messages.
+    bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress,
+               mininterval=0.5)
     try:
         for epoch in range(start_epoch, epochs):
             model.train()
@@ -392,8 +395,8 @@ def fit(
                 loss_sum += loss_value * len(labels)
                 correct += (logits.argmax(dim=1) == labels).sum().item()
                 seen += len(labels)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
                 bar.update()
-                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
             record = _epoch_record(epoch, history.step_lr[-1], loss_sum / seen, correct / seen, time.perf_counter() - start)
             if val_data is not None:
                 val = evaluate(model, val_data, batch_size=max(batch_size, 256))
