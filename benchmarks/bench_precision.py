@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from bench_resnet101_step import interleaved_times  # same folder: run as a script
 
 from tutorial_lib.env import supports_bf16
 from tutorial_lib.models import create_model
@@ -60,14 +60,7 @@ def main() -> None:
         return step
 
     steps = {"fp32": make_step(False), "bf16": make_step(True)}
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for round_ in range(args.warmup + args.rounds):
-        order = list(steps) if round_ % 2 == 0 else list(reversed(steps))
-        for name in order:
-            start = time.perf_counter()
-            steps[name]()
-            if round_ >= args.warmup:
-                times[name].append(time.perf_counter() - start)
+    times = interleaved_times(steps, args.warmup, args.rounds, torch.device("cpu"))
     ratios = [b / f for b, f in zip(times["bf16"], times["fp32"])]
     print(f"batch {args.batch_size} at {args.image_size} px, {torch.get_num_threads()} threads, "
           f"native bfloat16: {supports_bf16('cpu')}")
