@@ -201,6 +201,29 @@ def test_smaller_num_samples_is_a_prefix():
         assert np.array_equal(value, large[key][:40]), key
 
 
+def test_digit_pool_and_background_region_swap_one_factor_each():
+    own = generate_multiscale_digits("test", seed=3, num_samples=60)
+    # naming the split's own pool and region changes nothing, byte for byte
+    same = generate_multiscale_digits("test", seed=3, num_samples=60, digit_pool="test", background_region="test")
+    assert _digest(own) == _digest(same)
+    # training digits on test backgrounds: every digit from the training side, same sizes and boxes
+    swapped = generate_multiscale_digits("test", seed=3, num_samples=60, digit_pool="train")
+    assert np.isin(swapped["digit_indices"], source_digit_indices("train")).all()
+    assert np.array_equal(swapped["object_sizes"], own["object_sizes"]) and np.array_equal(swapped["boxes"], own["boxes"])
+    # test digits on training backgrounds: the same digits, other pixels
+    region = generate_multiscale_digits("test", seed=3, num_samples=60, background_region="train")
+    assert np.array_equal(region["digit_indices"], own["digit_indices"])
+    assert not np.array_equal(region["images"], own["images"])
+
+
+@pytest.mark.parametrize("option", ["digit_pool", "background_region"])
+def test_digit_pool_and_background_region_reject_bad_values(option):
+    with pytest.raises(ValueError, match=f"unknown {option} 'val'.*Did you mean 'test'"):
+        generate_multiscale_digits("test", num_samples=4, **{option: "val"})
+    with pytest.raises(TypeError, match=f"{option} must be a string"):
+        generate_multiscale_digits("test", num_samples=4, **{option: 1})
+
+
 # ------------------------------------------------------------------------------------------------
 # multiscale-digits: cache
 # ------------------------------------------------------------------------------------------------

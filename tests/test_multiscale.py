@@ -182,6 +182,38 @@ def test_fit_trains_at_the_scheduled_sizes():
         fit(model, data, epochs=1, batch_size=16, train_sizes=(32,), progressive=True, progress=False)
 
 
+def test_validation_size_rule():
+    from tutorial_lib.train import validation_size
+
+    assert validation_size([32]) == 32
+    assert validation_size([24, 32, 48]) == 32
+    assert validation_size([48, 24, 32, 40]) == 32  # lower middle of 24, 32, 40, 48
+    assert validation_size([48, 24], progressive=True) == 48
+    with pytest.raises(ValueError, match="empty"):
+        validation_size([])
+    with pytest.raises(ValueError, match="integers >= 8"):
+        validation_size([32, 4])
+    with pytest.raises(TypeError, match="sequence"):
+        validation_size(32)
+
+
+@pytest.mark.parametrize("train_sizes, progressive, expected", [((16,), False, 16), ((16, 24, 32), False, 24), ((32, 16), True, 32)])
+def test_fit_validates_at_a_training_size_not_the_stored_size(train_sizes, progressive, expected):
+    from tutorial_lib.train import evaluate, fit
+
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(64, 3, 32, 32), torch.randint(0, 3, (64,)))
+    val = TensorDataset(torch.rand(40, 3, 32, 32), torch.randint(0, 3, (40,)))
+    model = _tiny_net()
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[-1]) if not module.training else None)
+    history = fit(model, data, epochs=2, batch_size=16, train_sizes=train_sizes, progressive=progressive,
+                  val_data=val, progress=False)
+    assert seen and set(seen) == {expected}
+    # the recorded accuracy is the model's accuracy at that size, exactly
+    assert history.epochs[-1]["val_acc"] == evaluate(ms.Resized(model, expected), val)["accuracy"]
+
+
 def test_cli_multiscale_flags_end_to_end(tmp_path):
     import json
 

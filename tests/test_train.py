@@ -384,7 +384,32 @@ def test_augment_flip_mirrors_about_half_the_images():
     assert not Augment().flip  # off by default: a mirrored digit is not a digit
 
 
-@pytest.mark.parametrize("options", [dict(max_shift=1.0), dict(max_shift=-0.1), dict(scale=(1.2, 0.8)), dict(scale=(0.0, 1.0)), dict(rotate=90)])
+def test_augment_elastic_bends_within_its_bound_and_leaves_other_draws_alone():
+    # a horizontal ramp: each pixel's value is its x coordinate in pixels, so a warped pixel's value
+    # minus its own x is how far (in x) it was fetched from
+    side = 32
+    ramp = torch.arange(side, dtype=torch.float32).expand(1, 1, side, side).repeat(8, 1, 1, 1)
+    elastic = 0.05  # up to 1.6 px at 32 px
+    out = Augment(max_shift=0.0, elastic=elastic)(ramp, torch.Generator().manual_seed(0))
+    moved = (out - ramp).abs()
+    inner = moved[..., 2:-2]  # away from the borders, where reflection folds the ramp back
+    assert inner.max().item() <= elastic * side + 1e-4
+    assert inner.max().item() > 0.5 * elastic * side  # it does move pixels, by a good share of the bound
+    # smooth: neighbouring pixels move by nearly the same amount (no tearing)
+    assert (out[..., 3:-2] - out[..., 2:-3]).min().item() > 0.0  # the ramp stays increasing along x
+    # different images get different fields; the same generator seed gives the same field
+    assert not torch.equal(out[0], out[1])
+    assert torch.equal(out, Augment(max_shift=0.0, elastic=elastic)(ramp, torch.Generator().manual_seed(0)))
+    # elastic=0 draws nothing extra: the shift/zoom/rotation draws are those of before
+    images = torch.rand(4, 3, 16, 16)
+    plain = Augment(max_shift=0.2, rotate=10.0)
+    assert torch.equal(plain(images, torch.Generator().manual_seed(3)),
+                       Augment(max_shift=0.2, rotate=10.0, elastic=0.0)(images, torch.Generator().manual_seed(3)))
+    assert Augment(elastic=0.03).to_dict()["elastic"] == 0.03
+
+
+@pytest.mark.parametrize("options", [dict(max_shift=1.0), dict(max_shift=-0.1), dict(scale=(1.2, 0.8)), dict(scale=(0.0, 1.0)), dict(rotate=90),
+                                     dict(elastic=-0.01), dict(elastic=0.5)])
 def test_augment_rejects_bad_options(options):
     with pytest.raises(ValueError):
         Augment(**options)

@@ -412,6 +412,8 @@ def generate_multiscale_digits(
     image_size: int = 64,
     num_samples: int | None = None,
     object_size: tuple[float, float] | None = None,
+    digit_pool: str | None = None,
+    background_region: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Render one split of ``multiscale-digits`` in memory (no cache; :func:`load_dataset` caches).
 
@@ -440,6 +442,13 @@ def generate_multiscale_digits(
         num_samples: number of images; defaults to :data:`DEFAULT_NUM_SAMPLES` for the split.
         object_size: optional ``(low, high)`` object side as fractions of ``image_size``, replacing
             the split's :data:`OBJECT_SIZE_FRACTIONS` entry.
+        digit_pool: ``"train"`` or ``"test"``: draw the digits from that side of the source-digit
+            partition (:func:`source_digit_indices`) instead of the split's own side.
+        background_region: ``"train"`` or ``"test"``: crop the backgrounds from that region of the
+            photos instead of the split's own. With these two, the test split's gap to training can
+            be taken apart: new handwriting, new backgrounds, or both
+            (``benchmarks/clutter_ceiling.py``). Neither is offered by :func:`load_dataset`: the
+            cached splits always use their own digits and region.
 
     Returns:
         A dict of numpy arrays: ``images`` (N, 3, S, S) uint8, ``labels`` (N,) int64,
@@ -458,9 +467,13 @@ def generate_multiscale_digits(
     num_samples = _check_int(num_samples, "num_samples", minimum=1)
     smallest, largest = object_size_range(split, image_size, object_size)
 
+    own = "train" if split == "train" else "test"
+    digit_pool = own if digit_pool is None else _check_choice(digit_pool, ("train", "test"), "digit_pool")
+    background_region = own if background_region is None else _check_choice(background_region, ("train", "test"), "background_region")
+
     digit_images, digit_labels = _digits()
-    pool = source_digit_indices(split)
-    backgrounds, is_grey = _background_bank(image_size, "train" if split == "train" else "test")
+    pool = source_digit_indices(digit_pool)
+    backgrounds, is_grey = _background_bank(image_size, background_region)
 
     generator = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _SPLIT_CODES[split]])))
     uniforms = generator.random((num_samples, _NUM_UNIFORMS))

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from tutorial_lib.env import choose_device
-from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, check_sizes, resize_batch
+from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, Resized, check_sizes, resize_batch
 
 #: Optimizers ``fit`` knows, by name.
 OPTIMIZERS = ("adamw", "sgd")
@@ -160,6 +160,10 @@ _EPOCH_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", 
 # --------------------------------------------------------------------------------------------------
 
 
+# Control points per side of Augment's elastic displacement field.
+_ELASTIC_GRID = 8
+
+
 @dataclass(frozen=True)
 class Augment:
     """Random translation and zoom applied to whole batches on the training device.
@@ -187,12 +191,19 @@ class Augment:
             (the classic elastic/affine distortions of Simard et al. 2003, sec 2); large angles are
             not (a 6 turned by 180 degrees is a 9).
         flip: mirror each image left-right with probability 1/2 (off by default; see above).
+        elastic: largest displacement of a smooth random warp, as a fraction of the image side
+            (0 switches it off). Each image gets its own displacement field: uniform random
+            vectors on an 8 x 8 grid of control points, interpolated bicubically to every pixel.
+            This is the elastic distortion of Simard et al. (2003, sec 2), which made new
+            "handwriting" out of MNIST's training digits; a field this coarse bends strokes without
+            tearing them. ``0.03`` moves a pixel of a 32-px image by up to about 1 pixel.
     """
 
     max_shift: float = 0.1
     scale: tuple[float, float] = (1.0, 1.0)
     rotate: float = 0.0
     flip: bool = False
+    elastic: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.flip, bool):
@@ -203,6 +214,8 @@ class Augment:
             raise ValueError(f"scale must be a (low, high) pair with 0 < low <= high, got {self.scale}")
         if not 0.0 <= self.rotate <= 45.0:
             raise ValueError(f"rotate must be in [0, 45] degrees, got {self.rotate}")
+        if not 0.0 <= self.elastic <= 0.25:
+            raise ValueError(f"elastic must be in [0, 0.25] (a fraction of the image side; 0.03 is about 1 px at 32 px), got {self.elastic}")
         object.__setattr__(self, "scale", (float(self.scale[0]), float(self.scale[1])))
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -223,12 +236,20 @@ class Augment:
         if self.flip:  # drawn last, so that flip=False leaves the other draws unchanged
             mirrored = torch.rand(n, generator=generator) < 0.5
             theta[mirrored, :, 0] *= -1  # output x -> input -x: a left-right mirror
+        if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
+            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
         theta = theta.to(device=images.device, dtype=images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        if self.elastic > 0:
+            field = F.interpolate(control.to(device=images.device, dtype=images.dtype), size=images.shape[-2:],
+                                  mode="bicubic", align_corners=True)
+            field = field.clamp(-2 * self.elastic, 2 * self.elastic)  # bicubic can overshoot its control values
+            grid = grid + field.permute(0, 2, 3, 1)  # (N, H, W, 2) offsets in grid units (the side spans 2)
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_shift": self.max_shift, "scale": list(self.scale), "rotate": self.rotate, "flip": self.flip}
+        return {"max_shift": self.max_shift, "scale": list(self.scale), "rotate": self.rotate, "flip": self.flip,
+                "elastic": self.elastic}
 
 
 def _as_augment(augment: Augment | dict | bool | None) -> Augment | None:
@@ -239,7 +260,7 @@ def _as_augment(augment: Augment | dict | bool | None) -> Augment | None:
     if isinstance(augment, Augment):
         return augment
     if isinstance(augment, dict):
-        valid = ("max_shift", "scale", "rotate", "flip")
+        valid = ("max_shift", "scale", "rotate", "flip", "elastic")
         unknown = sorted(set(augment) - set(valid))
         if unknown:
             raise ValueError(f"unknown augment option(s) {unknown}; valid options: {', '.join(valid)}")
@@ -323,7 +344,10 @@ def fit(
             runs it natively (``tutorial_lib.env.supports_bf16``), else ``"fp32"``. On the reference
             CPU (AVX512-BF16) a training step of the ``cpu-baseline`` network takes 61 ms instead of
             96 ms. ``history.precision`` records what was used.
-        val_data: evaluated at every epoch end (its time is not counted in ``seconds``).
+        val_data: evaluated at every epoch end (its time is not counted in ``seconds``). With
+            ``train_sizes``, its images are resized like the training batches, to the size
+            ``validation_size`` gives (the one training size; the last one when progressive; the
+            middle one of several drawn at random), not evaluated at their stored size.
         out_dir: run folder; when given, ``checkpoint.pt`` is written there at every epoch end.
         resume: continue from ``out_dir/checkpoint.pt``; every setting must match the run that
             wrote it, so the result equals an uninterrupted run.
@@ -361,6 +385,9 @@ def fit(
     else:  # random streams derived from seed: 1 shuffling, 2 augmentation, 3 torch's global generator
         torch.manual_seed(_derive_seed(seed, 3))
     resolution = _resolution_schedule(config)
+    # Validate at a size the network trains at: a 32-px network shown 64-px images sees objects
+    # twice as large as any it has learned (notebook 07's scale gap), and scores near chance.
+    val_model = model if resolution is None else Resized(model, validation_size(config["train_sizes"], progressive))
     was_training, steps = model.training, config["steps_per_epoch"]
     # Redraw the bar at most twice a second: in Jupyter every redraw is a widget message, and a
     # cell that floods the output channel with thousands of them can lose its last messages.
@@ -399,7 +426,7 @@ def fit(
                 bar.update()
             record = _epoch_record(epoch, history.step_lr[-1], loss_sum / seen, correct / seen, time.perf_counter() - start)
             if val_data is not None:
-                val = evaluate(model, val_data, batch_size=max(batch_size, 256))
+                val = evaluate(val_model, val_data, batch_size=max(batch_size, 256))
                 record.update(val_loss=val["loss"], val_acc=val["accuracy"])
             history.epochs.append(record)
             if ckpt_path is not None:
@@ -555,6 +582,27 @@ def _resolution_schedule(config: dict[str, Any]) -> Callable[[int], int] | None:
     if config["progressive"]:
         return ProgressiveResolution(sizes, config["total_steps"])
     return RandomResolution(sizes, config["seed"])
+
+
+def validation_size(train_sizes: Sequence[int], progressive: bool = False) -> int:
+    """The resolution at which ``fit`` evaluates ``val_data`` when it trains at ``train_sizes``.
+
+    One size: that size. Progressive resizing: the last (largest) size, the one the network ends
+    training at. Several sizes drawn at random: the middle one (the lower middle for an even
+    count), the size the network's training objects are centred on, as in notebook 07's
+    "multi-resolution at 32 px" for sizes (24, 32, 48).
+
+    Args:
+        train_sizes: the training resolutions, as given to ``fit``.
+        progressive: whether ``fit`` goes through them in order (``progressive=True``).
+
+    Raises:
+        ValueError / TypeError: for an empty or invalid list of sizes.
+    """
+    ordered = sorted(check_sizes(train_sizes, "train_sizes"))
+    if progressive:
+        return ordered[-1]
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
