@@ -13,7 +13,7 @@ every photo that training never sees. This script takes the gap apart for one re
    size and place it has in the training split. It is tested on the test split's digits re-drawn the
    same way. This measures how well the network reads *new handwriting* when nothing else is hard.
 3. **Where the errors sit.** Test errors of (1) grouped by source digit: how many of the 360 test
-   digits hold half of them.
+   digits hold half of them, and which (notebook 08 shows them).
 
 Prints each figure and writes them to ``benchmarks/results/clutter_ceiling.json``. About 4 minutes
 on the 2-core reference machine (two trainings of the recipe plus the evaluations)::
@@ -105,16 +105,25 @@ def main() -> None:
     record["cluttered"] = swaps
 
     # 3. Errors by source digit, on the real test split.
-    hit = (predictions(evaluated, as_dataset(test_split)) == torch.from_numpy(test_split["labels"])).numpy()
+    predicted = predictions(evaluated, as_dataset(test_split)).numpy()
+    hit = predicted == test_split["labels"]
     sources, inverse = np.unique(test_split["digit_indices"], return_inverse=True)
-    errors = np.bincount(inverse, weights=~hit, minlength=len(sources))
-    ranked = np.sort(errors)[::-1]
-    half = int(np.searchsorted(np.cumsum(ranked), ranked.sum() / 2) + 1)
-    never = int(((errors > 0) & (errors == np.bincount(inverse))).sum())
-    record["errors"] = {"total": int(ranked.sum()), "source_digits_in_test": len(sources),
+    errors = np.bincount(inverse, weights=~hit, minlength=len(sources)).astype(int)
+    counts = np.bincount(inverse, minlength=len(sources))
+    order = np.argsort(-errors, kind="stable")
+    half = int(np.searchsorted(np.cumsum(errors[order]), errors.sum() / 2) + 1)
+    record["errors"] = {"total": int(errors.sum()), "source_digits_in_test": len(sources),
                         "source_digits_with_an_error": int((errors > 0).sum()),
-                        "source_digits_holding_half_the_errors": half, "source_digits_never_right": never}
+                        "source_digits_holding_half_the_errors": half,
+                        "source_digits_never_right": int(((errors > 0) & (errors == counts)).sum())}
     print(f"test errors: {record['errors']}", flush=True)
+    # The digits that hold half the errors: index into load_digits(), label, images, errors, and
+    # the network's most frequent wrong answer for them.
+    record["hardest_digits"] = [
+        {"digit_index": int(sources[i]), "label": int(test_split["labels"][inverse == i][0]), "images": int(counts[i]),
+         "errors": int(errors[i]), "most_frequent_wrong_answer": int(np.bincount(predicted[(inverse == i) & ~hit]).argmax())}
+        for i in order[:half]
+    ]
 
     # 2. The same network and settings, trained and tested without clutter.
     seed_everything(args.seed)
