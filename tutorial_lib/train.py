@@ -194,9 +194,11 @@ class Augment:
         elastic: largest displacement of a smooth random warp, as a fraction of the image side
             (0 switches it off). Each image gets its own displacement field: uniform random
             vectors on an 8 x 8 grid of control points, interpolated bicubically to every pixel.
-            This is the elastic distortion of Simard et al. (2003, sec 2), which made new
-            "handwriting" out of MNIST's training digits; a field this coarse bends strokes without
-            tearing them. ``0.03`` moves a pixel of a 32-px image by up to about 1 pixel.
+            A cheap variant of the elastic distortion of Simard et al. (2003, sec 2), which made
+            new "handwriting" out of MNIST's training digits by smoothing a per-pixel random field
+            with a Gaussian; here the coarse control grid does the smoothing, so strokes bend
+            without tearing. ``0.03`` moves a pixel of a 32-px image by up to about 1 pixel. On
+            ``cpu-tuned`` it did not help (validation 0.9739 at 0.03, 0.9244 at 0.05, against 0.9755).
     """
 
     max_shift: float = 0.1
