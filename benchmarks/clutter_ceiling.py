@@ -64,12 +64,6 @@ def as_dataset(rendered: dict[str, np.ndarray]) -> TensorDataset:
     return TensorDataset(torch.from_numpy(rendered["images"]), torch.from_numpy(rendered["labels"]))
 
 
-def predictions(model: torch.nn.Module, dataset: TensorDataset) -> torch.Tensor:
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(x.float() / 255.0).argmax(1) for x in dataset.tensors[0].split(250)])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="cpu-tuned")
@@ -98,14 +92,14 @@ def main() -> None:
         for region in ("train", "test"):
             rendered = data.generate_multiscale_digits("test", seed=seed, image_size=size, digit_pool=digits, background_region=region)
             name = f"{digits} digits, {region} backgrounds"
-            swaps[name] = evaluate(evaluated, as_dataset(rendered))["accuracy"]
+            result = evaluate(evaluated, as_dataset(rendered), return_predictions=True)
+            swaps[name] = result["accuracy"]
             print(f"cluttered network, {name}: accuracy {swaps[name]:.4f}", flush=True)
             if digits == region == "test":
-                test_split = rendered
+                test_split, predicted = rendered, result["predictions"].numpy()
     record["cluttered"] = swaps
 
     # 3. Errors by source digit, on the real test split.
-    predicted = predictions(evaluated, as_dataset(test_split)).numpy()
     hit = predicted == test_split["labels"]
     sources, inverse = np.unique(test_split["digit_indices"], return_inverse=True)
     errors = np.bincount(inverse, weights=~hit, minlength=len(sources)).astype(int)

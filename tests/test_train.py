@@ -449,6 +449,9 @@ def test_evaluate_exact_accuracy_loss_and_breakdowns():
     assert result["by_class"] == {"dark": {"accuracy": 0.75, "count": 4}, "bright": {"accuracy": pytest.approx(5 / 6), "count": 6}}
     assert [(r["size_min"], r["size_max"], r["count"]) for r in result["by_size"]] == [(5, 15, 4), (15, 25, 3), (25, 35, 3)]
     assert [r["accuracy"] for r in result["by_size"]] == [0.75, 1.0, pytest.approx(2 / 3)]
+    assert "predictions" not in result
+    predicted = evaluate(model, data, batch_size=3, return_predictions=True)["predictions"]
+    assert predicted.dtype == torch.int64 and predicted.tolist() == [1] * 6 + [0] * 4  # bright -> 1, dark -> 0, in order
     equal_width = evaluate(model, data, by="size", size_bins=2)["by_size"]
     assert [(r["size_min"], r["size_max"], r["count"]) for r in equal_width] == [(10, 20, 4), (20, 30, 6)]
 

@@ -238,11 +238,10 @@ class Augment:
         if self.flip:  # drawn last, so that flip=False leaves the other draws unchanged
             mirrored = torch.rand(n, generator=generator) < 0.5
             theta[mirrored, :, 0] *= -1  # output x -> input -x: a left-right mirror
-        if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
-            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
         theta = theta.to(device=images.device, dtype=images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-        if self.elastic > 0:
+        if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
+            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
             field = F.interpolate(control.to(device=images.device, dtype=images.dtype), size=images.shape[-2:],
                                   mode="bicubic", align_corners=True)
             field = field.clamp(-2 * self.elastic, 2 * self.elastic)  # bicubic can overshoot its control values
@@ -867,6 +866,7 @@ def evaluate(
     batch_size: int = 256,
     by: str | Sequence[str] | None = None,
     size_bins: int | Sequence[float] = 6,
+    return_predictions: bool = False,
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Accuracy and mean cross-entropy of ``model`` on ``data``, optionally broken down.
@@ -883,12 +883,15 @@ def evaluate(
         size_bins: number of equal-width object-size bins between the smallest and largest size in
             ``data``, or explicit bin edges (increasing; sizes outside them are left out), so that
             several splits can share bins.
+        return_predictions: also return every item's predicted class, for error analyses the
+            breakdowns do not cover (which items, which wrong answers).
         device: where to run; default: the device of the model's parameters.
 
     Returns:
         ``{"accuracy": float in [0, 1], "loss": float, "count": int}``, plus ``"by_class"``:
         ``{class_name: {"accuracy", "count"}}`` and/or ``"by_size"``: a list of
-        ``{"size_min", "size_max", "accuracy", "count"}`` (non-empty bins only).
+        ``{"size_min", "size_max", "accuracy", "count"}`` (non-empty bins only), and with
+        ``return_predictions`` ``"predictions"``: an (N,) int64 tensor in the dataset's order.
 
     Raises:
         ValueError: for an empty dataset, an unknown breakdown, or ``"size"`` without object sizes.
@@ -933,6 +936,8 @@ def evaluate(
         }
     if "size" in wanted:
         result["by_size"] = _accuracy_by_size(hit, torch.as_tensor(np.asarray(sizes), dtype=torch.float64), size_bins)
+    if return_predictions:
+        result["predictions"] = pred
     return result
 
 
