@@ -2,6 +2,7 @@
 #   make lab        set up .venv if needed, then open JupyterLab on notebooks/
 #   make test       set up .venv if needed, then unit tests + every notebook under nbval
 #   make notebooks  re-execute every notebook in place from a fresh kernel (NB=path for one)
+#   make sync       bring each notebook and its text source notebooks/py/NN_topic.py to the same cells
 # Setup is idempotent: .venv is (re)installed only when pyproject.toml changed.
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ LAB_ARGS ?=
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab test notebooks clean-venv
+.PHONY: setup lab test notebooks sync clean-venv
 
 setup: $(STAMP)
 
@@ -34,6 +35,9 @@ test: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) tools/run_notebooks.py $(NB)
+
+sync: $(STAMP)
+	$(PY) -m jupytext --sync $(NB)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -5,7 +5,9 @@
 - :func:`clean` strips what changes from run to run without being content (widget state, timing
   metadata, the interpreter's patch version), so diffs show only real changes;
 - :func:`violations` lists every way a committed notebook breaks the series' policy
-  (DESIGN section 7 and CONTRIBUTING.md).
+  (CONTRIBUTING.md);
+- :func:`pairing_problems` says where a notebook and its jupytext text source
+  (``notebooks/py/NN_topic.py``, percent format, configured in ``notebooks/jupytext.toml``) disagree.
 """
 
 from __future__ import annotations
@@ -26,11 +28,44 @@ CELL_METADATA_KEYS = {"tags", "jupyter"}
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 RAISES_TAGS = {"raises-exception", "nbval-raises-exception"}
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+#: Where the paired text sources live (``notebooks/jupytext.toml``: ``formats = "ipynb,py//py:percent"``).
+TEXT_DIR = NOTEBOOK_DIR / "py"
 
 
 def notebooks() -> list[Path]:
     """The series' notebooks, in syllabus order."""
     return sorted(p for p in NOTEBOOK_DIR.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def text_source(path: Path) -> Path:
+    """The jupytext pair of notebook ``path``: ``notebooks/py/NN_topic.py``."""
+    return path.parent / "py" / (path.stem + ".py")
+
+
+def _inputs(nb: Any) -> list[tuple[str, str, list[str]]]:
+    return [(c.cell_type, c.source, list(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+
+def pairing_problems(path: Path) -> list[str]:
+    """Where notebook ``path`` and its text source disagree (cell types, sources, tags); empty when in sync.
+
+    The text file is what reviews and diffs read; the ``.ipynb`` is what learners open. Both must
+    hold the same cells, so ``jupytext --sync`` (run by ``make notebooks``) must have nothing to do.
+    """
+    import jupytext
+
+    pair = text_source(path)
+    if not pair.exists():
+        return [f"{path.name} has no text source py/{pair.name}; run `make sync`"]
+    left, right = _inputs(read(path)), _inputs(jupytext.read(str(pair)))
+    if len(left) != len(right):
+        return [f"{path.name} has {len(left)} cells, {pair.name} has {len(right)}; run `make sync`"]
+    return [
+        f"cell {i} differs between {path.name} and py/{pair.name} ({kind}); run `make sync`"
+        for i, (a, b) in enumerate(zip(left, right))
+        for kind in [("type" if a[0] != b[0] else "source" if a[1] != b[1] else "tags")]
+        if a != b
+    ]
 
 
 def tags(cell: Any) -> set[str]:

@@ -1,11 +1,15 @@
 """Re-execute notebooks in place from a fresh kernel, then strip volatile metadata.
 
 Usage: ``python tools/run_notebooks.py notebooks/*.ipynb`` (what ``make notebooks`` runs).
-Prints each notebook's wall time, the figure the README's syllabus table quotes.
+
+Each notebook is first synchronised with its text source ``notebooks/py/NN_topic.py`` by
+``jupytext --sync`` (the newer of the two files wins, so an edit made in either reaches the other),
+then executed, and the text source is synchronised again. Prints each notebook's wall time.
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools import nbtools  # noqa: E402
+
+
+def sync(path: Path) -> None:
+    """``jupytext --sync path``: bring the notebook and its text source to the same cells."""
+    subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
 
 
 def main(paths: list[str]) -> int:
@@ -24,6 +33,7 @@ def main(paths: list[str]) -> int:
         if not path.exists():
             print(f"no such notebook: {path}", file=sys.stderr)
             return 2
+        sync(path)
         start = time.perf_counter()
         try:
             executed = nbtools.execute(nbtools.read(path))
@@ -33,7 +43,8 @@ def main(paths: list[str]) -> int:
         seconds = time.perf_counter() - start
         total += seconds
         nbtools.write(nbtools.clean(executed), path)
-        problems = nbtools.violations(executed)
+        sync(path)
+        problems = nbtools.violations(executed) + nbtools.pairing_problems(path)
         status = "ok" if not problems else "; ".join(problems)
         print(f"{path}: {seconds:.0f} s ({status})", flush=True)
     print(f"total: {total:.0f} s")

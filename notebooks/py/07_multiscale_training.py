@@ -1,0 +1,713 @@
+# %% [markdown]
+# # 07 · Multi-scale training: one network for small, medium and large objects
+#
+# A convolutional network with global average pooling accepts an image of any size, so it is
+# tempting to believe it is *scale invariant*. It is not: its filters are a fixed number of pixels
+# wide, so it recognises an object at the pixel sizes it was trained on, and at little else. This
+# notebook first measures that failure on `multiscale-digits`, then takes the tools of
+# `tutorial_lib.multiscale` one at a time, each measured: changing the test resolution (the FixRes
+# effect), recalibrating BatchNorm at that resolution, training at several resolutions (drawn at
+# random, or progressively), giving each training resolution its own BatchNorm, and averaging
+# predictions over several test resolutions. It ends with one table: every method, its accuracy on
+# the three test splits, its training time and its inference cost, each row beside the CLI command
+# that reproduces it.
+#
+# **Learning objectives.** After this notebook you can
+#
+# 1. explain why a CNN trained at one resolution fails on objects of another pixel size, and predict
+#    which test resolution undoes a known scale shift;
+# 2. train at several resolutions (a random draw per step, or a progressive schedule) and say why the
+#    draw must depend only on `(seed, step)`;
+# 3. say what BatchNorm's statistics have to do with resolution, and use recalibration and per-scale
+#    BatchNorm to handle it;
+# 4. implement multi-scale testing (averaging softmax outputs over resolutions) and weigh its
+#    accuracy against its inference cost.
+#
+# **Prerequisites.** Notebooks 00 (the dataset and its splits), 02 (`fit`), 05 (BatchNorm, its running
+# statistics and `recalibrate_bn`) and 06 (object scale and receptive fields).
+#
+# **Expected run time:** about three minutes on a 2-core laptop CPU: two short trainings (about 45 and
+# 55 s on the reference CPU, which trains in bfloat16; see the recipe's `precision`), evaluations at
+# five resolutions, and the full-budget table read from a results file.
+
+# %% [markdown]
+# ## Setup
+#
+# Everything multi-scale lives in `tutorial_lib.multiscale`; the trainings use the `cpu-baseline`
+# recipe (`tutorial_lib.recipes`) with a few overrides, so every run here is also a CLI command.
+
+# %%
+import copy
+import json
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from tutorial_lib import checks, viz
+from tutorial_lib.cost import count_flops, count_parameters
+from tutorial_lib.data import OBJECT_SIZE_FRACTIONS, load_dataset, object_size_range
+from tutorial_lib.env import choose_device, seed_everything
+from tutorial_lib.models import create_model
+from tutorial_lib.multiscale import (MultiScaleTTA, PerScaleBatchNorm2d, ProgressiveResolution, RandomResolution,
+                                     Resized, convert_to_per_scale_bn, recalibrate_at, recalibrated_tta, resize_batch)
+from tutorial_lib.recipes import get_recipe
+from tutorial_lib.train import evaluate, fit
+
+# %% [markdown]
+# ## Parameters
+#
+# The images are stored at `DATA_SIZE` = 64 pixels, and every model sees them resized to the
+# resolution it trains or tests at. Storing them larger than the training resolution matters: a small
+# digit tested at 64 px still has all its detail.
+#
+# The defaults train two networks of the `cpu-baseline` recipe (a ResNet-18 of width 16) on 10,000
+# images for 4 epochs: single-scale at 32 px, and multi-resolution at `MULTI_SIZES`. That is under
+# two thirds of the full recipe's budget, enough to show every effect below; section 8 also reads the
+# full-budget CLI runs of every method. Add `"progressive"` and `"per-scale BN"` to `METHODS` to train
+# those two here as well (about a minute each). On a GPU, set `DEVICE = "cuda"`, `NUM_TRAIN = 16000`,
+# `EPOCHS = 8`, `NUM_TEST = 2000` and all four `METHODS` (not run for this notebook).
+
+# %% tags=["parameters"]
+SEED = 0
+DEVICE = None                    # None: automatic (cuda > mps > cpu), or "cpu", "cuda", "mps"
+DATA_SIZE = 64                   # side of the stored images, in pixels
+TRAIN_SIZE = 32                  # the single-scale resolution (cpu-baseline's)
+MULTI_SIZES = (24, 32, 48)       # multi-resolution training sizes (cpu-multiscale's)
+TEST_SIZES = (16, 24, 32, 48, 64)    # the test-resolution sweep
+TTA_SIZES = (24, 32, 48, 64)     # sizes averaged by multi-scale testing (cpu-multiscale's); a subset of TEST_SIZES
+METHODS = ("single-scale", "multi-resolution")   # also possible: "progressive", "per-scale BN"
+NUM_TRAIN = 10000                # training images (the full split has 16,000)
+NUM_TEST = 600                   # images per test split (each full split has 2,000)
+EPOCHS = 4                       # passes over the training images, per network
+LR = 8e-3                        # AdamW peak learning rate, one-cycle schedule
+
+# %%
+seed_everything(SEED)
+device = choose_device(DEVICE)
+print(f"device: {device}")
+assert set(TTA_SIZES) <= set(TEST_SIZES) and TRAIN_SIZE in TEST_SIZES, "section 7 reuses the sweep's outputs"
+
+SPLITS = ("test-small", "test", "test-large")
+train_data = load_dataset("multiscale-digits", "train", image_size=DATA_SIZE, num_samples=NUM_TRAIN, seed=SEED)
+tests = {split: load_dataset("multiscale-digits", split, image_size=DATA_SIZE, num_samples=NUM_TEST, seed=SEED)
+         for split in SPLITS}
+print(train_data)
+for data in tests.values():
+    print(data)
+
+# %% [markdown]
+# ## 1. The problem: a network trained at one scale
+#
+# First the baseline of the series, at one resolution, `TRAIN_SIZE` = 32 px. `fit(train_sizes=[32])`
+# resizes every 64-px batch to 32 px before the forward pass (with antialiasing, since it shrinks), so
+# the training digits, 30-55% of the image, are 10-17 px wide. Every network in this notebook is
+# trained by the same small function: the `cpu-baseline` recipe with this notebook's budget and the
+# options of its method. Same seed, so same initial weights and same batches in the same order.
+
+# %%
+RECIPE = get_recipe("cpu-baseline")
+print("cpu-baseline fit settings:", RECIPE["fit"])
+
+
+def train(train_sizes, *, progressive=False, per_scale_bn=False):
+    # The cpu-baseline network and fit settings; this notebook's budget; the method's options.
+    seed_everything(SEED)
+    options = dict(RECIPE["model"])
+    model = create_model(options.pop("arch"), num_classes=10, **options)
+    if per_scale_bn:
+        convert_to_per_scale_bn(model, train_sizes)
+    settings = dict(RECIPE["fit"], epochs=EPOCHS, lr=LR, train_sizes=list(train_sizes), progressive=progressive)
+    history = fit(model, train_data, **settings, seed=SEED, device=device)
+    return model.eval(), history
+
+
+models, histories = {}, {}
+models["single-scale"], histories["single-scale"] = train([TRAIN_SIZE])
+
+
+# %% [markdown]
+# Test it the way it was trained, at 32 px, on the three splits, with accuracy broken down by object
+# size. `Resized(model, 32)` puts the resize in front of the model so that `evaluate` works unchanged.
+# The dataset records object sizes in pixels of the stored 64-px image; the plot rescales them to the
+# pixels the network actually sees.
+
+# %%
+def size_rows(evaluated, size, *, bins_per_split=4):
+    # Accuracy by object size on every split for a model that reads images at `size` px (sizes in its pixels).
+    rows, accuracy = [], {}
+    for split, data in tests.items():
+        low, high = object_size_range(split, DATA_SIZE)
+        edges = torch.linspace(low - 0.5, high + 0.5, bins_per_split + 1).tolist()
+        result = evaluate(evaluated, data, by="size", size_bins=edges)
+        accuracy[split] = result["accuracy"]
+        scale = size / DATA_SIZE
+        rows += [dict(row, size_min=row["size_min"] * scale, size_max=row["size_max"] * scale)
+                 for row in result["by_size"]]
+    return rows, accuracy
+
+
+single_rows, single_acc = size_rows(Resized(models["single-scale"], TRAIN_SIZE), TRAIN_SIZE)
+for split in SPLITS:
+    print(f"{split:>10}: accuracy {single_acc[split]:.3f} at {TRAIN_SIZE} px")
+fig = viz.plot_accuracy_by_size({"single-scale, tested at 32 px": single_rows},
+                                train_range=object_size_range("train", TRAIN_SIZE), chance=0.1,
+                                title="trained and tested at 32 px: accuracy against object size")
+plt.show()
+
+# %% tags=["nbval-check-output"]
+assert single_acc["test"] > 0.6, "the single-scale network should have learned the in-range split (6x chance)"
+assert single_acc["test"] - max(single_acc["test-small"], single_acc["test-large"]) > 0.25
+print("in range:", f"{single_acc['test']:.3f};", "out of range:",
+      f"small {single_acc['test-small']:.3f}, large {single_acc['test-large']:.3f}")
+
+
+# %% [markdown]
+# Inside the shaded band (the object sizes seen in training) the network does well; outside it,
+# accuracy falls towards chance on both sides. Same digits, same task, same network: only the number
+# of pixels an object covers changed. Global average pooling makes the *output* independent of the
+# image size, not the *features*: a 3×3 filter tuned to a stroke 2 pixels thick does not fire on a
+# stroke 1 pixel thick, and the deeper filters that combine strokes into digit parts are tuned to
+# parts of a certain size.
+
+# %% [markdown]
+# ## 2. The test-resolution sweep: move the objects back into range
+#
+# If a network only knows objects of 10-17 px, a split of small objects needs a *larger* test image
+# to show them at that size, and a split of large objects a *smaller* one. The arithmetic: an object
+# covering a fraction *f* of the image is *f · s* pixels wide at test resolution *s*.
+
+# %%
+def pixel_range(split, size):
+    # Smallest and largest object side in pixels at resolution `size`; None below 4 px (no digit left).
+    try:
+        return object_size_range(split, size)
+    except ValueError:
+        return None
+
+
+print(f"{'split':>10} {'fraction':>11} | " + " ".join(f"{s:>7}" for s in TEST_SIZES))
+for split in ("train",) + SPLITS:
+    low, high = OBJECT_SIZE_FRACTIONS[split]
+    cells = [f"{r[0]:>3}-{r[1]:<3}" if r else "   -   " for r in (pixel_range(split, size) for size in TEST_SIZES)]
+    print(f"{split:>10} {low:.2f}-{high:.2f} | " + " ".join(cells))
+
+
+# %% [markdown]
+# Each row gives an object's side in pixels at each test resolution (columns). The training digits at
+# 32 px are 10-17 px; the small digits come closest to that at 64 px, the large ones at 16-24 px.
+# Now measure it. One forward pass per image and resolution gives every number the rest of the
+# notebook needs, so `probabilities` keeps the softmax outputs, not just the accuracy; the check
+# below confirms they give exactly `evaluate`'s accuracy.
+
+# %%
+@torch.no_grad()
+def probabilities(model, data, size):
+    # Softmax outputs (images x classes) of `model` on `data` resized to `size` px.
+    model.eval()
+    batches = DataLoader(data, batch_size=300)
+    return torch.cat([F.softmax(model(resize_batch(images.to(device), size)), dim=1).cpu() for images, _ in batches])
+
+
+def sweep(model):
+    # {split: {test_size: probabilities}} over TEST_SIZES.
+    return {split: {size: probabilities(model, data, size) for size in TEST_SIZES} for split, data in tests.items()}
+
+
+def accuracy(probs, split):
+    return (probs.argmax(dim=1) == tests[split].labels).float().mean().item()
+
+
+def accuracies(probs_by_split):
+    return {split: {size: accuracy(p, split) for size, p in by_size.items()} for split, by_size in probs_by_split.items()}
+
+
+probs = {"single-scale": sweep(models["single-scale"])}
+sweeps = {"single-scale": accuracies(probs["single-scale"])}
+assert abs(sweeps["single-scale"]["test"][TRAIN_SIZE] - single_acc["test"]) < 1e-9, "same as evaluate()"
+for split, by_size in sweeps["single-scale"].items():
+    best = max(by_size, key=by_size.get)
+    print(f"{split:>10}: " + "  ".join(f"{s}px {a:.3f}" for s, a in by_size.items()) + f"   best: {best} px")
+fig = viz.plot_resolution_sweep(sweeps, train_sizes=[TRAIN_SIZE], chance=0.1,
+                                title="one network trained at 32 px, tested at every resolution (circle: training size)")
+plt.show()
+
+# %% tags=["nbval-check-output"]
+best_size = {split: max(by_size, key=by_size.get) for split, by_size in sweeps["single-scale"].items()}
+assert best_size["test-small"] > TRAIN_SIZE > best_size["test-large"], best_size
+gain = {split: sweeps["single-scale"][split][best_size[split]] - single_acc[split] for split in SPLITS}
+assert gain["test-small"] > 0.1 and gain["test-large"] > 0.1, gain
+print("best test resolution:", best_size)
+print("gain over testing at 32 px:", {split: round(g, 3) for split, g in gain.items()})
+
+# %% [markdown]
+# Changing nothing but the test resolution recovers much of what was lost on both shifted splits:
+# small digits are best read at a larger resolution, large ones at a smaller one. This is the effect
+# Touvron et al. measured on ImageNet ("Fixing the train-test resolution discrepancy", FixRes, NeurIPS
+# 2019). There, random-resized-crop augmentation makes training objects look *larger* than test
+# objects, so the best test resolution is higher than the training one; with that and a cheap
+# fine-tuning at the test resolution, a ResNet-50 trained at 128 px reaches 77.1% top-1, and one
+# trained at 224 px 79.8% (their abstract).
+#
+# Two things in the plot deserve a look. The curves are not symmetric around the matched size:
+# shrinking (which blurs) loses less than enlarging. And the small split stays well below `test` at
+# 32 px even at its best resolution, which need not be 64 px, where its digits would have the
+# training pixel sizes: at 64 px the *background* is rendered with twice the detail the network ever
+# saw, and the digits themselves look different (upsampled from 8×8 source pixels by less, so
+# blockier). Both shift the statistics every BatchNorm layer expects. Section 3 addresses that.
+#
+# The catch is that this section cheated: it chose the resolution *per split*, knowing which split
+# holds small objects. A deployed model does not know the size of the object it is about to see.
+# Sections 4-7 remove the need to know.
+
+# %% [markdown]
+# ## 3. BatchNorm recalibration at the test resolution
+#
+# In evaluation mode a BatchNorm layer normalises with the running mean and variance it collected
+# during training, at the training resolution. At another resolution the same convolutions produce
+# other statistics (FixRes, section 3, measures this for the pooled features), so every layer
+# normalises with slightly wrong numbers. `recalibrate_at(model, data, size)` re-estimates them on
+# *training* images resized to `size`, every weight frozen (notebook 05's `recalibrate_bn` behind a
+# resize). It needs no labels and takes seconds. Recalibrate a copy of the single-scale network at
+# each shifted split's best resolution:
+
+# %%
+recalibrated = {}
+for split in ("test-small", "test-large"):
+    size = best_size[split]
+    model = recalibrate_at(copy.deepcopy(models["single-scale"]), train_data, size, num_batches=30,
+                           batch_size=RECIPE["fit"]["batch_size"], device=device)
+    recalibrated[split] = (size, model)
+    acc = accuracy(probabilities(model, tests[split], size), split)
+    print(f"{split:>10} at {size} px: {sweeps['single-scale'][split][size]:.3f} with the 32-px statistics, "
+          f"{acc:.3f} recalibrated")
+
+# %% tags=["nbval-check-output"]
+first = models["single-scale"].bn1
+for split, (size, model) in recalibrated.items():
+    shift = (model.bn1.running_var / first.running_var).log().abs().mean().exp().item()
+    print(f"{split:>10}: first BatchNorm's variance at {size} px differs from the 32-px one by a factor {shift:.2f} on average")
+    assert not torch.allclose(model.bn1.running_var, first.running_var)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), models["single-scale"].parameters())), "weights untouched"
+
+# %% [markdown]
+# Only buffers changed, not one weight: the statistics at a higher resolution (finer detail, sharper
+# edges) and at a lower one (coarser) are not those of 32 px. But look at *which* images the new
+# statistics come from: training images resized to the test resolution. Enlarged, they show what the
+# network will meet in the small split, a photo background with more detail than it was trained
+# on, so the new statistics fit better. Shrunk to 16 px they show tiny digits of 5-8 px, while the
+# large split at 16 px shows digits of 12-15 px, which look like the training images at 32 px: the
+# *old* statistics were the right ones, and recalibration helps little or costs accuracy there.
+# Recalibration corrects for a changed input distribution, so it helps as much as the recalibration
+# images resemble the test images. It cannot teach the filters a new object scale, and the
+# resolution must still be chosen per split.
+
+# %% [markdown]
+# ## 4. Multi-resolution training
+#
+# The fix at training time is to show the network objects at many pixel sizes: resize each training
+# batch to a resolution drawn from a set ("scale jittering", Simonyan & Zisserman 2015, section 3.1;
+# Howard 2013). At 24, 32 and 48 px (`MULTI_SIZES`) the training digits span 7 to 26 pixels instead of
+# 10 to 17.
+#
+# Which resolution does step *t* use? `RandomResolution` computes it from a hash of `(seed, step)`,
+# not from a random generator that advances as training runs. Two consequences: a resumed run draws
+# exactly the sizes the uninterrupted one would have drawn, without saving any state; and in
+# distributed data-parallel training every process draws the same size at the same step without a
+# single message, which matters because the processes' gradients are averaged tensor by tensor and
+# each process should take a step of the same cost (the slowest one sets the pace).
+
+# %%
+draw_a, draw_b = RandomResolution(MULTI_SIZES, seed=SEED), RandomResolution(MULTI_SIZES, seed=SEED)
+first_steps = [draw_a(step) for step in range(24)]
+print("steps 0-23:", first_steps)
+assert first_steps == [draw_b(step) for step in range(24)], "two processes, same seed: same sizes"
+assert draw_a(1000) == draw_b(1000) and [draw_a(s) for s in range(5)] == first_steps[:5], "order of calls does not matter"
+shares = {size: sum(draw_a(step) == size for step in range(3000)) / 3000 for size in MULTI_SIZES}
+print("share of 3,000 steps per size:", {size: round(share, 3) for size, share in shares.items()})
+
+# %% [markdown]
+# Cost: a convolution's multiply-adds grow with the number of pixels, so a step at *s* pixels costs
+# about (*s*/32)² of a 32-px step. Averaged over the sizes drawn:
+
+# %%
+relative_cost = sum((size / TRAIN_SIZE) ** 2 for size in MULTI_SIZES) / len(MULTI_SIZES)
+print(f"average cost of a step at {MULTI_SIZES} px: {relative_cost:.2f} x a {TRAIN_SIZE}-px step")
+
+
+# %% [markdown]
+# So the same number of steps costs about a quarter more. (The `cpu-multiscale` recipe pays for it
+# with 3 epochs instead of 4, section 8; here both networks get the same steps, to compare the
+# methods rather than the budgets.) Train it:
+
+# %%
+def train_and_sweep(name, train_sizes, **options):
+    # Train one more method and test it at every resolution of TEST_SIZES.
+    models[name], histories[name] = train(train_sizes, **options)
+    probs[name] = sweep(models[name])
+    sweeps[name] = accuracies(probs[name])
+
+
+train_and_sweep("multi-resolution", MULTI_SIZES)
+trained_at = {"single-scale": [TRAIN_SIZE], "multi-resolution": MULTI_SIZES, "progressive": MULTI_SIZES,
+              "per-scale BN": MULTI_SIZES}
+fig = viz.plot_resolution_sweep(sweeps, train_sizes=trained_at, chance=0.1,
+                                title="single-scale against multi-resolution training (circles: training sizes)")
+plt.show()
+
+
+# %% tags=["nbval-check-output"]
+def band(by_size, keep=0.9):
+    # The test resolutions at which a model keeps `keep` of its own best accuracy on a split.
+    best = max(by_size.values())
+    return [size for size, acc in by_size.items() if acc >= keep * best]
+
+
+for split in SPLITS:
+    one, multi = sweeps["single-scale"][split], sweeps["multi-resolution"][split]
+    print(f"{split:>10}: best single-scale {max(one.values()):.3f} ({max(one, key=one.get)} px), "
+          f"best multi-resolution {max(multi.values()):.3f} ({max(multi, key=multi.get)} px)")
+print("resolutions keeping 90% of the best `test` accuracy: single-scale", band(sweeps["single-scale"]["test"]),
+      "multi-resolution", band(sweeps["multi-resolution"]["test"]))
+assert len(band(sweeps["multi-resolution"]["test"])) > len(band(sweeps["single-scale"]["test"]))
+
+# %% [markdown]
+# The multi-resolution network's curves are wider: it keeps its accuracy over a broader band of test
+# resolutions, because it has seen objects over a broader band of pixel sizes. It is more
+# scale-*tolerant*, not scale-*invariant*: far from every training size it still fails. On `test` at
+# 32 px it spent only a third of its steps at that size but saw three times as many object sizes;
+# which effect wins depends on the budget (compare the numbers above with section 8's full-budget
+# runs, where single-scale still leads at 32 px).
+
+# %% [markdown]
+# ## 5. Progressive resizing
+#
+# Instead of a random size per step, go from small to large: `ProgressiveResolution` splits training
+# into equal phases, one per size, smallest first (fast.ai's DAWNBench ImageNet runs, Howard 2018;
+# Tan & Le 2021, EfficientNetV2, section 4, who also strengthen the augmentation as the size grows).
+# The cheap small images come first, while the network learns coarse shapes; the expensive large ones
+# come last. The schedule is again a pure function of the step:
+
+# %%
+total_steps = EPOCHS * math.ceil(len(train_data) / RECIPE["fit"]["batch_size"])
+progressive = ProgressiveResolution(MULTI_SIZES, total_steps)
+changes = [step for step in range(1, total_steps) if progressive(step) != progressive(step - 1)]
+print(f"{total_steps} steps; the size changes at steps {changes}:", [progressive(0)] + [progressive(s) for s in changes])
+assert [progressive(0)] + [progressive(step) for step in changes] == sorted(MULTI_SIZES)
+
+fig, ax = plt.subplots(figsize=(7, 2.4))
+steps = range(total_steps)
+ax.plot(steps, [draw_a(s) for s in steps], ".", markersize=2, label="RandomResolution")
+ax.plot(steps, [progressive(s) for s in steps], linewidth=2, label="ProgressiveResolution")
+ax.set(xlabel="training step", ylabel="resolution (px)", yticks=MULTI_SIZES, title="which resolution each step trains at")
+ax.legend(loc="center right", fontsize=8)
+plt.show()
+
+# %% [markdown]
+# Same sizes and the same number of steps at each, so the same cost; but the network ends training at
+# the largest size, and BatchNorm's running statistics (an exponential average dominated by the last
+# few hundred steps) then describe the largest size only. Section 8's table measures what that does.
+
+# %%
+if "progressive" in METHODS:
+    train_and_sweep("progressive", MULTI_SIZES, progressive=True)
+print("trained so far:", list(models))
+
+# %% [markdown]
+# ## 6. Per-scale BatchNorm
+#
+# In the multi-resolution network one set of BatchNorm statistics is averaged over three resolutions,
+# so it fits none of them exactly. RS-Nets (Wang et al., ECCV 2020) keep every convolution shared and
+# give each training resolution **private** BatchNorm statistics and affine parameters.
+# `convert_to_per_scale_bn(model, sizes)` replaces every `BatchNorm2d` by a `PerScaleBatchNorm2d`
+# holding one BatchNorm per size, and a forward pre-hook routes each batch to the BatchNorm of the
+# nearest training size. The cost is a few thousand parameters; the compute is unchanged.
+
+# %%
+options = dict(RECIPE["model"])
+probe = create_model(options.pop("arch"), num_classes=10, **options)
+plain_params = count_parameters(probe)
+convert_to_per_scale_bn(probe, MULTI_SIZES)
+per_scale_params = count_parameters(probe)
+print(f"parameters: {plain_params:,} -> {per_scale_params:,} (+{per_scale_params - plain_params:,}, "
+      f"{100 * (per_scale_params / plain_params - 1):.1f}%)")
+
+probe.train()
+with torch.no_grad():
+    for size in MULTI_SIZES:              # one batch per size, each routed to its own BatchNorm
+        probe(torch.rand(8, 3, size, size) * (size / 32))
+means = {size: probe.bn1.bns[str(size)].running_mean.mean().item() for size in MULTI_SIZES}
+print("bn1 running mean per scale:", {size: round(mean, 4) for size, mean in means.items()})
+assert isinstance(probe.bn1, PerScaleBatchNorm2d) and len(set(means.values())) == len(MULTI_SIZES)
+
+# %% [markdown]
+# Each scale's BatchNorm saw only its own batches (the fake batches above were brighter the larger
+# they were, so their running means differ). At a test size between or beyond the training sizes, the
+# network borrows the BatchNorm of the nearest training size; at 64 px, that of 48 px.
+
+# %%
+if "per-scale BN" in METHODS:
+    train_and_sweep("per-scale BN", MULTI_SIZES, per_scale_bn=True)
+print("trained so far:", list(models))
+
+
+# %% [markdown]
+# ## 7. Multi-scale testing
+#
+# Every network above does best on each split at a *different* resolution. Without knowing the
+# split, run the network at several resolutions and average the softmax outputs (Simonyan & Zisserman
+# 2015, section 3.2, "multi-scale evaluation"). `MultiScaleTTA(model, sizes)` does it and returns the
+# log of the averaged probabilities, so that `evaluate` computes the ensemble's accuracy and loss.
+# The price is one forward pass per size. The sweep already holds those forward passes, so the
+# average can be read from it; the check confirms it equals `MultiScaleTTA`.
+
+# %%
+def tta_accuracy(name, sizes=TTA_SIZES):
+    # Multi-scale testing from the sweep: average the stored probabilities over `sizes`.
+    return {split: accuracy(torch.stack([probs[name][split][s] for s in sizes]).mean(dim=0), split) for split in SPLITS}
+
+
+tta = {name: tta_accuracy(name) for name in models}
+print(f"multi-scale testing over {TTA_SIZES} px:")
+for name, acc in tta.items():
+    print(f"{name:>17}: " + "  ".join(f"{split} {acc[split]:.3f}" for split in SPLITS))
+
+# %% tags=["nbval-check-output"]
+multi_rows, multi_tta = size_rows(MultiScaleTTA(models["multi-resolution"], TTA_SIZES), TRAIN_SIZE)
+assert all(abs(multi_tta[split] - tta["multi-resolution"][split]) < 1e-9 for split in SPLITS), "MultiScaleTTA = the average"
+one_size = evaluate(MultiScaleTTA(models["single-scale"], [TRAIN_SIZE]), tests["test"])["accuracy"]
+assert abs(one_size - single_acc["test"]) < 1e-9, "with one size, multi-scale testing is plain testing"
+worst_single = min(single_acc["test-small"], single_acc["test-large"])
+worst_multi = min(multi_tta["test-small"], multi_tta["test-large"])
+print(f"worst shifted split: single-scale at 32 px {worst_single:.3f}, multi-resolution + multi-scale testing {worst_multi:.3f}")
+assert worst_multi - worst_single > 0.2
+
+# %%
+fig = viz.plot_accuracy_by_size({"single-scale, tested at 32 px": single_rows,
+                                 f"multi-resolution, averaged over {TTA_SIZES} px": multi_rows},
+                                train_range=object_size_range("train", TRAIN_SIZE), chance=0.1,
+                                title="accuracy against object size (in pixels at 32 px), before and after")
+plt.show()
+
+# %% [markdown]
+# The multi-resolution network, read at four resolutions at once, holds up across the whole range of
+# object sizes; the single-scale network, read at its one resolution, only inside its band. Neither
+# was told which split an image came from.
+#
+# Recalibration combines with multi-scale testing: give each test size a copy of the network whose
+# BatchNorm statistics were recomputed at that size (`recalibrated_tta`; the CLI's `--recalibrate-bn`).
+
+# %%
+recal_tta = {}
+for name in models:
+    ensemble = recalibrated_tta(models[name], train_data, TTA_SIZES, num_batches=20,
+                                batch_size=RECIPE["fit"]["batch_size"], device=device)
+    recal_tta[name] = {split: evaluate(ensemble, data)["accuracy"] for split, data in tests.items()}
+    print(f"{name:>17} + recalibrated multi-scale testing: "
+          + "  ".join(f"{split} {recal_tta[name][split]:.3f}" for split in SPLITS))
+
+
+# %% [markdown]
+# ## 8. Everything in one table
+#
+# One row per method and test protocol: accuracy on each split, training time and inference cost in
+# multiply-adds per image (notebook 04's `count_flops`, summed over the test resolutions). Every row
+# uses a protocol chosen without looking at the split: one resolution, or the average over
+# `TTA_SIZES`. First the networks trained above, at this notebook's budget; each row's command trains
+# the same network from a terminal (the CLI then tests on `NUM_TRAIN` images per split instead of
+# `NUM_TEST`, so its figures differ by sampling noise).
+
+# %%
+def macs_per_image(model, sizes):
+    return sum(count_flops(model, size)["macs"] for size in sizes)
+
+
+budget = (f"python -m tutorial_lib train --dataset multiscale-digits --out runs/NAME --num-samples {NUM_TRAIN} "
+          f"--epochs {EPOCHS} --lr {LR} --seed {SEED}")
+train_flags = {"single-scale": f"--train-sizes {TRAIN_SIZE}",
+               "multi-resolution": "--train-sizes " + ",".join(map(str, MULTI_SIZES)),
+               "progressive": "--train-sizes " + ",".join(map(str, MULTI_SIZES)) + " --progressive",
+               "per-scale BN": "--train-sizes " + ",".join(map(str, MULTI_SIZES)) + " --per-scale-bn"}
+tta_flag = "--test-sizes " + ",".join(map(str, TTA_SIZES))
+rows = []
+for name in models:
+    single_size = TRAIN_SIZE
+    rows.append((name, {s: sweeps[name][s][single_size] for s in SPLITS}, name, [single_size], f"--test-sizes {single_size}"))
+    rows.append((f"{name} + TTA", tta[name], name, TTA_SIZES, tta_flag))
+    rows.append((f"{name} + recal. TTA", recal_tta[name], name, TTA_SIZES, tta_flag + " --recalibrate-bn"))
+print(f"{'method':<30}{'small':>7}{'test':>7}{'large':>7}{'train s':>9}{'MMAC/img':>10}   command")
+for label, acc, name, sizes, test_flags in rows:
+    print(f"{label:<30}{acc['test-small']:>7.3f}{acc['test']:>7.3f}{acc['test-large']:>7.3f}"
+          f"{histories[name].train_seconds:>9.0f}{macs_per_image(models[name], sizes) / 1e6:>10.1f}   "
+          f"{budget} {train_flags[name]} {test_flags}")
+
+# %% [markdown]
+# Now the full budget. Eight CLI runs of the `cpu-baseline` and `cpu-multiscale` recipes (16,000
+# training images, all 2,000 images of every test split) take about 15 minutes on a 2-core CPU,
+# beyond this notebook's budget, so they were run with `benchmarks/compare_recipes.py` and stored in
+# `benchmarks/results/cpu_multiscale.json`. The cell below reads that file (it does not train) and
+# prints each run's exact command. Run the commands yourself and the table becomes a measurement of
+# your machine.
+
+# %%
+root = Path.cwd().parent if Path.cwd().name == "notebooks" else Path.cwd()
+results = json.loads((root / "benchmarks" / "results" / "cpu_multiscale.json").read_text())
+ORDER = ["single-scale", "single-scale + TTA", "single-scale + recalibrated TTA", "multi-resolution",
+         "multi-resolution + TTA", "multi-resolution + recalibrated TTA", "progressive + recalibrated TTA",
+         "per-scale BN + recalibrated TTA"]
+recorded = sorted(zip(results["runs"], results["commands"]),
+                  key=lambda pair: ORDER.index(pair[0]["name"]) if pair[0]["name"] in ORDER else len(ORDER))
+runs = [run for run, _ in recorded]
+print(f"{len(runs)} CLI runs recorded on: {results['machine']}")
+options = dict(RECIPE["model"])
+reference = create_model(options.pop("arch"), num_classes=10, **options)   # both recipes' network
+print(f"\n{'method':<36}{'small':>7}{'test':>7}{'large':>7}{'steps':>7}{'train s':>9}{'load':>6}{'MMAC/img':>10}")
+for run in runs:
+    macs = macs_per_image(reference, run["test_sizes"]) / 1e6
+    print(f"{run['name']:<36}{run['test-small']:>7.3f}{run['test']:>7.3f}{run['test-large']:>7.3f}"
+          f"{run['steps']:>7}{run['train_seconds']:>9.0f}{run['load_before']:>6}{macs:>10.1f}")
+print("\ncommands:")
+for run, command in recorded:
+    print(f"  {run['name']:<36}" + " ".join(command).replace("--out DIR", "--out runs/NAME"))
+
+# %% tags=["nbval-check-output"]
+by_name = {run["name"]: run for run in runs}
+base, multi = by_name["single-scale"], by_name["multi-resolution + recalibrated TTA"]
+assert multi["recipe"] == "cpu-multiscale" and base["recipe"] == "cpu-baseline"
+worst = {name: min(run["test-small"], run["test-large"]) for name, run in by_name.items()}
+print(f"worst shifted split: cpu-baseline {worst['single-scale']:.3f}, cpu-multiscale {worst[multi['name']]:.3f} "
+      f"(+{100 * (worst[multi['name']] - worst['single-scale']):.1f} points)")
+print(f"optimizer steps: cpu-multiscale {multi['steps']}, cpu-baseline {base['steps']}; training time ratio "
+      f"{multi['train_seconds'] / base['train_seconds']:.2f}")
+assert worst[multi["name"]] - worst["single-scale"] > 0.25
+
+
+# %% [markdown]
+# What the full-budget table says (seed 0; a second or third seed moves single entries by a few
+# points: `cpu-multiscale` over seeds 0, 1 and 2 scores 0.708-0.756 on `test-small` and 0.760-0.827 on
+# `test-large`, in `benchmarks/results/cpu_recipes.json`):
+#
+# - **Test-time tools alone help, but only so far.** The single-scale network, averaged over four
+#   resolutions with recalibrated statistics, lifts its worst split from about 0.32 to above 0.5,
+#   with no new training, for 7.8 times the inference cost. Its filters still only know 10-17 px
+#   digits.
+# - **Multi-resolution training fixes the large digits** (from about 0.33 to 0.85 even when tested at
+#   32 px alone): the 48-px training images hold digits of 15-26 px, close to the large split's
+#   23-30 px at 32 px. The small digits, 5-7 px at 32 px, are smaller than any training digit (8 px
+#   at 24 px), so they gain only with multi-scale testing that includes 48 and 64 px.
+# - **Recalibration matters most for the small digits.** At 64 px, a resolution no training batch had,
+#   BatchNorm's statistics are off; recomputing them per test size adds about 12 points on
+#   `test-small` and 1.5 on `test` for the multi-resolution network, and costs some on `test-large`.
+#   That is the `cpu-multiscale` recipe: its worst shifted split rises by about 38 points over
+#   `cpu-baseline`, with 750 instead of 1,000 optimizer steps of 1.27 times the cost (0.95 times the
+#   compute), while `test` stays within a point of the baseline.
+# - **Progressive resizing and per-scale BatchNorm** each win one split and lose another here, by
+#   margins a single seed cannot separate from noise.
+# - **What this does not reach.** The target this series set itself, 85% on every shifted split with
+#   95% kept on `test`, is not met: small digits stop at about 0.7-0.75 in every configuration tried.
+#   A small digit covers 2-5% of the image, so global average pooling dilutes its features with
+#   background; detectors solve exactly this with a feature pyramid read at several levels
+#   (notebook 06) rather than one pooled vector.
+
+# %% [markdown]
+# ## Exercises
+#
+# ### Exercise 1: choose the test resolution that undoes a scale shift
+#
+# Write `test_size_for(split, train_size, candidates)`: the size in `candidates` at which the objects
+# of `split` have the pixel size the training objects had at `train_size`. Use the geometric centre
+# √(low · high) of each split's fraction range in `OBJECT_SIZE_FRACTIONS`, and compare sizes on a log
+# scale (too large by 2× is as bad as too small by 2×). Compare your answer for `test-small` and
+# `test-large` with the sweep of section 2.
+
+# %%
+def test_size_for(split, train_size, candidates):
+    ### BEGIN SOLUTION
+    def centre(name):
+        low, high = OBJECT_SIZE_FRACTIONS[name]
+        return math.sqrt(low * high)
+
+    ideal = train_size * centre("train") / centre(split)
+    return min(candidates, key=lambda size: (abs(math.log(size / ideal)), size))
+    ### END SOLUTION
+
+
+print({split: test_size_for(split, TRAIN_SIZE, TEST_SIZES) for split in SPLITS})
+
+# %% tags=["nbval-check-output"]
+checks.check_test_size_function(test_size_for)
+
+
+# %% [markdown]
+# ### Exercise 2: multi-scale testing by hand
+#
+# Write `average_softmax(model, images, sizes)`: resize the batch to each size (`resize_batch`), take
+# the softmax of the model's logits, and return the mean of the probabilities, shape
+# `(images, classes)`. The check compares it with `MultiScaleTTA`. Then: is averaging *logits*
+# instead of probabilities the same thing? Try it.
+
+# %%
+def average_softmax(model, images, sizes):
+    ### BEGIN SOLUTION
+    probs = [F.softmax(model(resize_batch(images, size)), dim=1) for size in sizes]
+    return torch.stack(probs).mean(dim=0)
+    ### END SOLUTION
+
+
+batch = tests["test"].images[:64].float().div(255).to(device)
+with torch.no_grad():
+    print(average_softmax(models["multi-resolution"], batch, TTA_SIZES)[:2])
+
+# %% tags=["nbval-check-output"]
+checks.check_average_softmax_function(average_softmax, models["multi-resolution"], batch, TTA_SIZES)
+
+# %% [markdown]
+# ### Exercise 3 (open): a cheaper protocol
+#
+# Multi-scale testing pays one forward pass per size. Using `probs` (and `tta_accuracy(name, sizes)`),
+# find for each network the *pair* of test resolutions with the best worst-split accuracy, and
+# compare it with the four-size average: how much accuracy do the other two forward passes buy, per
+# multiply-add?
+
+# %% [markdown]
+# ## Summary
+#
+# - A CNN recognises objects at the pixel sizes it was trained on. Trained at 32 px (digits of
+#   10-17 px), the baseline falls towards chance on digits half or twice that size, although global
+#   average pooling lets it accept any input size.
+# - Resizing the test image moves objects back into the trained range (the FixRes effect): small
+#   objects need a larger test resolution, large ones a smaller one. BatchNorm statistics depend on
+#   the resolution; recalibrating them at the test resolution changes only buffers.
+# - Multi-resolution training (a size per step drawn from `(seed, step)`, so resumed and distributed
+#   runs agree without communication) widens the band of object sizes a network handles; progressive
+#   resizing visits the same sizes small to large; per-scale BatchNorm gives each size its own
+#   statistics for a few thousand parameters.
+# - Averaging softmax outputs over several test resolutions removes the need to know an object's
+#   size, at one forward pass per resolution. Together with multi-resolution training, at the
+#   baseline's training time, it lifts the worst scale-shifted split by tens of points.
+#
+# ## Quiz
+#
+# 1. A network trained at 32 px is tested on objects half the training size. Should the test image be
+#    smaller or larger, and by how much?
+# 2. Why must the resolution drawn at step *t* be the same on every process of a distributed run?
+#    What would go wrong otherwise?
+# 3. Progressive resizing ends at the largest size. What does that do to BatchNorm's running
+#    statistics, and how would you correct it before testing at a small size?
+# 4. Per-scale BatchNorm adds parameters but no multiply-adds. Which parameters, and why no compute?
+# 5. Multi-scale testing at 24, 32 and 48 px costs how many times one 32-px evaluation?
+#
+# ## Further reading
+#
+# - H. Touvron, A. Vedaldi, M. Douze, H. Jégou, "Fixing the train-test resolution discrepancy",
+#   NeurIPS 2019 (FixRes).
+# - M. Wang et al., "Resolution Switchable Networks for Runtime Efficient Image Recognition", ECCV 2020
+#   (RS-Nets: private BatchNorm per resolution).
+# - K. Simonyan, A. Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+#   ICLR 2015, section 3 (scale jittering, multi-scale evaluation).
+# - M. Tan, Q. Le, "EfficientNetV2: Smaller Models and Faster Training", ICML 2021 (progressive
+#   learning).
+# - Y. Wu, J. Johnson, "Rethinking 'Batch' in BatchNorm", 2021 (precise BN, used by `recalibrate_at`).
