@@ -1,6 +1,6 @@
 # Multi-scale ResNet-101, step by step.
 #   make lab        set up .venv if needed, then open JupyterLab on notebooks/
-#   make test       set up .venv if needed, then unit tests + every notebook under nbval
+#   make test       set up .venv if needed, then the linter, the unit tests and every notebook under nbval
 #   make notebooks  re-execute every notebook in place from a fresh kernel (NB=path for one)
 #   make sync       bring each notebook and its text source notebooks/py/NN_topic.py to the same cells
 # Setup is idempotent: .venv is (re)installed only when pyproject.toml changed.
@@ -31,6 +31,7 @@ lab: $(STAMP)
 	$(PY) -m jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests --nbval-lax notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)

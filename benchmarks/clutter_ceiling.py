@@ -35,9 +35,8 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tutorial_lib import data
-from tutorial_lib.cli import build_run
 from tutorial_lib.env import seed_everything
-from tutorial_lib.recipes import get_recipe
+from tutorial_lib.recipes import build_run, get_recipe
 from tutorial_lib.train import evaluate, fit, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

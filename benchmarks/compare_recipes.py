@@ -5,7 +5,7 @@ which notebook 08 reads):
 
 ``validate``
     Train a recipe, with optional ``section.key=value`` overrides, on the training split minus a
-    held-out 20% of its source digits (``tutorial_lib.tuning.validation_split``) and record the
+    held-out 20% of its source digits (``tutorial_lib.data.validation_split``) and record the
     validation accuracy after every epoch. This is how ``cpu-tuned`` was chosen: the test split is
     never looked at while tuning.
 
@@ -103,12 +103,11 @@ def run_test(args: argparse.Namespace) -> None:
 def run_validate(args: argparse.Namespace) -> None:
     import torch
 
-    from tutorial_lib.data import load_dataset
+    from tutorial_lib.data import load_dataset, validation_split
     from tutorial_lib.env import seed_everything
     from tutorial_lib.models import create_model
     from tutorial_lib.recipes import get_recipe, with_overrides
     from tutorial_lib.train import fit
-    from tutorial_lib.tuning import validation_split
 
     if args.threads:
         torch.set_num_threads(args.threads)

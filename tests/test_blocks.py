@@ -111,7 +111,7 @@ def test_blocks_accept_a_norm_name_or_factory() -> None:
     [
         (lambda: BasicBlock(16, 32), ValueError, r"pass downsample=projection\(16, 32, stride=1\)"),
         (lambda: Bottleneck(64, 64, stride=2), ValueError, r"projection\(64, 256, stride=2\)"),
-        (lambda: Bottleneck(256, 64, stride_in="v2"), ValueError, "valid names are 'v1', 'v1.5'"),
+        (lambda: Bottleneck(256, 64, stride_in="v2"), ValueError, "Valid values: v1, v1.5"),
         (lambda: Bottleneck(0, 64), ValueError, "inplanes must be >= 1"),
         (lambda: BasicBlock(8, 8, stride=1.0), TypeError, "stride must be an int"),
         (lambda: BasicBlock(8, 8, downsample="conv"), TypeError, "downsample must be an nn.Module"),

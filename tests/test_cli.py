@@ -24,7 +24,7 @@ from tutorial_lib.recipes import (
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-TINY = ["--epochs", "1", "--width", "4", "--image-size", "32", "--num-samples", "48", "--batch-size", "16", "--no-progress"]
+TINY = ["--epochs", "1", "--width", "8", "--image-size", "32", "--num-samples", "48", "--batch-size", "16", "--no-progress"]
 
 
 @pytest.fixture()
@@ -54,7 +54,7 @@ def test_train_end_to_end_writes_metrics_for_every_test_split(tmp_path, data_dir
     config = metrics["config"]
     assert config["recipe"] == DEFAULT_RECIPE and config["dataset"] == "multiscale-digits"
     # Flags override the recipe; everything else keeps the recipe's value.
-    assert config["model"] == dict(get_recipe()["model"], width=4)
+    assert config["model"] == dict(get_recipe()["model"], width=8)
     assert config["data"] == {"image_size": 32, "num_samples": 48}
     assert config["fit"] == dict(get_recipe()["fit"], epochs=1, batch_size=16, lr=0.002)
     assert config["seed"] == 3
@@ -163,7 +163,7 @@ def test_every_recipe_is_valid_and_shares_the_baseline_network_and_data():
 
 
 def test_multiscale_recipe_trains_at_several_sizes_and_tests_with_tta():
-    from tutorial_lib.cli import build_run
+    from tutorial_lib.recipes import build_run
     from tutorial_lib.multiscale import MultiScaleTTA, Resized
 
     recipe = get_recipe("cpu-multiscale")

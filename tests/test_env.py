@@ -82,7 +82,7 @@ def test_set_threads_roundtrip():
         assert env.set_threads() == 1
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
         env.set_threads(0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -61,9 +62,10 @@ def torchvision_models() -> dict[str, nn.Module]:
 
 
 @pytest.fixture(scope="module")
-def our_models() -> dict[str, nn.Module]:
-    torch.manual_seed(0)
-    return {name: getattr(models, name)() for name in EXPECTED_PARAMS}
+def our_models(on_meta) -> dict[str, nn.Module]:
+    # Structure only (counts, keys, shapes); the load test gives each one real storage and loads
+    # every tensor from the torchvision model, so no random initialization is needed.
+    return {name: on_meta(getattr(models, name)) for name in EXPECTED_PARAMS}
 
 
 def test_arch_names() -> None:
@@ -88,6 +90,7 @@ def test_torchvision_weights_load_strictly_and_give_identical_outputs(
         k: v.shape for k, v in theirs.state_dict().items()
     }
     assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours = copy.deepcopy(ours).to_empty(device="cpu")  # real, uninitialized storage: the load fills every tensor
     ours.load_state_dict(theirs.state_dict(), strict=True)
     ours.eval()
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -97,12 +100,12 @@ def test_torchvision_weights_load_strictly_and_give_identical_outputs(
     assert (got - expected).abs().max().item() == 0.0
 
 
-def test_timm_resnet101_loads_strictly_and_gives_identical_outputs() -> None:
+def test_timm_resnet101_loads_strictly_and_gives_identical_outputs(uninitialized) -> None:
     torch.manual_seed(0)
     theirs = timm.create_model("resnet101", pretrained=False)
     _randomize_norm_stats(theirs)
     theirs.eval()
-    ours = resnet101()
+    ours = uninitialized(resnet101)  # the strict load below fills every tensor
     ours.load_state_dict(theirs.state_dict(), strict=True)
     ours.eval()
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -110,8 +113,8 @@ def test_timm_resnet101_loads_strictly_and_gives_identical_outputs() -> None:
         assert (ours(x) - theirs(x)).abs().max().item() == 0.0
 
 
-def test_stage_shapes_resnet101_at_224() -> None:
-    shapes = stage_shapes(resnet101(), 224, batch_size=2)
+def test_stage_shapes_resnet101_at_224(meta_resnet101) -> None:
+    shapes = stage_shapes(meta_resnet101, 224, batch_size=2)
     assert list(shapes) == [
         "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"
     ]
@@ -125,7 +128,7 @@ def test_stage_shapes_resnet101_at_224() -> None:
     assert shapes["fc"] == (2, 1000)
 
 
-def test_stage_shapes_small_stem_and_width() -> None:
+def test_stage_shapes_small_stem_and_width(on_meta) -> None:
     model = resnet18(num_classes=10, width=16, stem="small").train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     shapes = stage_shapes(model, (32, 48))
@@ -138,10 +141,10 @@ def test_stage_shapes_small_stem_and_width() -> None:
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     # stage_shapes works on torchvision models too.
-    assert stage_shapes(torchvision.models.resnet18(), 64)["layer4"] == (1, 512, 2, 2)
+    assert stage_shapes(on_meta(torchvision.models.resnet18), 64)["layer4"] == (1, 512, 2, 2)
 
 
-def test_options_change_the_architecture_as_documented() -> None:
+def test_options_change_the_architecture_as_documented(on_meta, meta_resnet101) -> None:
     small = resnet50(num_classes=10, width=16, stem="small", in_channels=1)
     assert small.conv1.weight.shape == (16, 1, 3, 3)
     assert small.conv1.stride == (1, 1)
@@ -150,15 +153,15 @@ def test_options_change_the_architecture_as_documented() -> None:
     assert small(torch.randn(2, 1, 32, 32)).shape == (2, 10)
     # The small stem keeps the key names, so only shapes differ from the ImageNet stem.
     assert list(small.state_dict()) == list(resnet50(width=16).state_dict())
-    v1 = resnet50(stride_in="v1")
+    v1 = on_meta(resnet50, stride_in="v1")  # strides and counts only
     assert v1.layer2[0].conv1.stride == (2, 2) and v1.layer2[0].conv2.stride == (1, 1)
     assert v1.layer1[0].conv1.stride == (1, 1)
     assert count_parameters(v1) == EXPECTED_PARAMS["resnet50"]
     gn = resnet18(norm=functools.partial(nn.GroupNorm, 8))
     assert isinstance(gn.bn1, nn.GroupNorm) and isinstance(gn.layer3[0].downsample[1], nn.GroupNorm)
     assert (gn.block, gn.stage_blocks, gn.width, gn.stem) == (BasicBlock, (2, 2, 2, 2), 64, "imagenet")
-    assert create_model("resnet152").stage_blocks == (3, 8, 36, 3)
-    assert resnet101().block is Bottleneck
+    assert on_meta(create_model, "resnet152").stage_blocks == (3, 8, 36, 3)
+    assert meta_resnet101.block is Bottleneck
 
 
 def test_forward_features_is_forward_without_the_head() -> None:
@@ -222,13 +225,13 @@ def test_every_parameter_receives_a_gradient(builder) -> None:
         (lambda: resnet18(width=0), ValueError, "width must be >= 1, got 0"),
         (lambda: resnet18(width=16.0), TypeError, "width must be an int"),
         (lambda: resnet18(in_channels=0), ValueError, "in_channels must be >= 1"),
-        (lambda: resnet18(stem="cifar"), ValueError, "unknown stem 'cifar'; valid names are 'imagenet', 'small'"),
+        (lambda: resnet18(stem="cifar"), ValueError, "unknown stem 'cifar'. Valid values: imagenet, small"),
         (lambda: resnet18(norm="bn"), ValueError, "unknown norm 'bn'; valid names are 'batch'"),
-        (lambda: resnet50(stride_in="v2"), ValueError, "unknown stride_in 'v2'; valid names are 'v1', 'v1.5'"),
-        (lambda: resnet18(zero_init_residual=1), TypeError, "zero_init_residual must be a bool"),
+        (lambda: resnet50(stride_in="v2"), ValueError, "unknown stride_in 'v2'.* Valid values: v1, v1.5"),
+        (lambda: resnet18(zero_init_residual=1), TypeError, "zero_init_residual must be True or False"),
         (lambda: resnet18(depth=18), TypeError, "unknown option.*depth.*valid options are num_classes, width"),
         (lambda: resnet18(10), TypeError, "positional"),
-        (lambda: create_model("resnet100"), ValueError, "unknown arch 'resnet100'; valid names are resnet18, resnet34"),
+        (lambda: create_model("resnet100"), ValueError, "unknown arch 'resnet100'.* Valid values: resnet18, resnet34"),
         (lambda: ResNet(Bottleneck, [3, 4, 23]), ValueError, "blocks of the 4 stages"),
         (lambda: ResNet(Bottleneck, [3, 4, 0, 3]), ValueError, r"layers\[2\] must be >= 1"),
         (lambda: ResNet(nn.Conv2d, [1, 1, 1, 1]), TypeError, "BasicBlock, Bottleneck or Res2NetBottleneck"),
@@ -255,7 +258,7 @@ def test_wrong_input_channels_raise_a_clear_error() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_load_weights_round_trips_torchvision_and_timm_formats(tmp_path: Path) -> None:
+def test_load_weights_round_trips_torchvision_and_timm_formats(tmp_path: Path, uninitialized) -> None:
     torch.manual_seed(0)
     source = torchvision.models.resnet18(num_classes=10)
     _randomize_norm_stats(source)
@@ -271,14 +274,15 @@ def test_load_weights_round_trips_torchvision_and_timm_formats(tmp_path: Path) -
     }
     for filename, payload in files.items():
         torch.save(payload, tmp_path / filename)
-        model = load_weights(resnet18(num_classes=10), tmp_path / filename).eval()
+        # Uninitialized storage: only a load that fills every tensor can give the expected output.
+        model = load_weights(uninitialized(resnet18, num_classes=10), tmp_path / filename).eval()
         with torch.no_grad():
             assert torch.equal(model(x), expected), filename
     pytest.importorskip("safetensors")
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
-    model = load_weights(resnet18(num_classes=10), str(tmp_path / "model.safetensors")).eval()
+    model = load_weights(uninitialized(resnet18, num_classes=10), str(tmp_path / "model.safetensors")).eval()
     with torch.no_grad():
         assert torch.equal(model(x), expected)
 
@@ -302,9 +306,10 @@ def test_load_weights_mismatch_lists_keys_and_suggests_options(tmp_path: Path) -
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_load_weights_lists_unexpected_keys(tmp_path: Path) -> None:
+def test_load_weights_lists_unexpected_keys(tmp_path: Path, on_meta) -> None:
     path = tmp_path / "r50.pth"
-    torch.save(resnet50(num_classes=10).state_dict(), path)
+    # load_weights compares keys and shapes before it reads a value: a meta checkpoint has both.
+    torch.save(on_meta(resnet50, num_classes=10).state_dict(), path)
     with pytest.raises(ValueError) as info:
         load_weights(resnet18(num_classes=10), path)
     message = str(info.value)
@@ -316,15 +321,16 @@ def test_load_weights_lists_unexpected_keys(tmp_path: Path) -> None:
     assert "the checkpoint looks like: tutorial_lib.models.resnet50(num_classes=10)" in message
 
 
-def test_load_weights_mismatch_for_an_unnamed_depth_and_missing_stats(tmp_path: Path) -> None:
+def test_load_weights_mismatch_for_an_unnamed_depth_and_missing_stats(tmp_path: Path, on_meta) -> None:
+    # Mismatches are found from keys and shapes before any value is read: meta tensors have both.
     path = tmp_path / "odd.pth"
     torch.save(ResNet(BasicBlock, [1, 1, 1, 1], num_classes=4, in_channels=1).state_dict(), path)
     with pytest.raises(ValueError, match=r"ResNet\(BasicBlock, \[1, 1, 1, 1\], num_classes=4, in_channels=1\)"):
-        load_weights(resnet18(), path)
+        load_weights(on_meta(resnet18), path)
     gn_path = tmp_path / "gn.pth"
-    torch.save(resnet18(norm=functools.partial(nn.GroupNorm, 8)).state_dict(), gn_path)
+    torch.save(on_meta(resnet18, norm=functools.partial(nn.GroupNorm, 8)).state_dict(), gn_path)
     with pytest.raises(ValueError, match="only normalization statistics are missing"):
-        load_weights(resnet18(), gn_path)
+        load_weights(on_meta(resnet18), gn_path)
 
 
 def test_infer_options_reads_the_checkpoint() -> None:
@@ -344,7 +350,7 @@ def test_load_weights_rejects_bad_files(tmp_path: Path) -> None:
         load_weights("resnet18", tmp_path / "list.pth")
 
 
-def test_notebook_04_checks(capsys) -> None:
+def test_notebook_04_checks(capsys, meta_resnet101) -> None:
     from tutorial_lib import checks
 
     checks.check_depth_function(lambda blocks, convs: 2 + convs * sum(blocks))
@@ -359,7 +365,7 @@ def test_notebook_04_checks(capsys) -> None:
     with pytest.raises(AssertionError, match="set num_classes=10"):
         checks.check_small_resnet(resnet101(num_classes=9, width=8, stem="small"), **budget)
     predicted = {"layer1": (256, 40, 40), "layer2": (512, 20, 20), "layer3": (1024, 10, 10), "layer4": (2048, 5, 5)}
-    checks.check_stage_shapes(predicted, model=resnet101(), image_size=160)
+    checks.check_stage_shapes(predicted, model=meta_resnet101, image_size=160)
     with pytest.raises(AssertionError, match="layer4: expected"):
-        checks.check_stage_shapes({**predicted, "layer4": (2048, 4, 4)}, model=resnet101(), image_size=160)
+        checks.check_stage_shapes({**predicted, "layer4": (2048, 4, 4)}, model=meta_resnet101, image_size=160)
     assert capsys.readouterr().out.count("Correct:") == 3

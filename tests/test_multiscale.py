@@ -191,7 +191,7 @@ def test_validation_size_rule():
     assert validation_size([48, 24], progressive=True) == 48
     with pytest.raises(ValueError, match="empty"):
         validation_size([])
-    with pytest.raises(ValueError, match="integers >= 8"):
+    with pytest.raises(ValueError, match=r"\[1\] must be >= 8"):
         validation_size([32, 4])
     with pytest.raises(TypeError, match="sequence"):
         validation_size(32)
@@ -222,7 +222,7 @@ def test_cli_multiscale_flags_end_to_end(tmp_path):
     out = tmp_path / "run"
     code = main([
         "train", "--dataset", "multiscale-digits", "--out", str(out), "--epochs", "1", "--num-samples", "128",
-        "--width", "4", "--train-sizes", "24,32", "--per-scale-bn", "--test-sizes", "24,32", "--no-progress",
+        "--width", "8", "--train-sizes", "24,32", "--per-scale-bn", "--test-sizes", "24,32", "--no-progress",
     ])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())

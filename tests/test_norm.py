@@ -25,6 +25,7 @@ from tutorial_lib.norm import (
     group_norm,
     layer_norm,
     no_norm,
+    randomize_norm,
     recalibrate_bn,
     residual_norm,
 )
@@ -179,17 +180,17 @@ def test_batch_of_one_value_per_channel_raises_in_training_only() -> None:
     "call, error, match",
     [
         (lambda: BatchNorm2d(0), ValueError, "num_features must be >= 1"),
-        (lambda: BatchNorm2d(3.0), TypeError, "num_features must be an int"),
-        (lambda: BatchNorm2d(3, momentum=1.5), ValueError, "momentum must be in"),
-        (lambda: BatchNorm2d(3, momentum="0.1"), TypeError, "momentum must be a float"),
-        (lambda: BatchNorm2d(3, eps=-1.0), ValueError, "eps must be a finite number"),
-        (lambda: BatchNorm2d(3, affine=1), TypeError, "affine must be a bool"),
+        (lambda: BatchNorm2d(3.0), TypeError, "num_features must be an integer"),
+        (lambda: BatchNorm2d(3, momentum=1.5), ValueError, r"momentum must be >= 0 and <= 1, got 1.5"),
+        (lambda: BatchNorm2d(3, momentum="0.1"), TypeError, "momentum must be a number"),
+        (lambda: BatchNorm2d(3, eps=-1.0), ValueError, "eps must be >= 0"),
+        (lambda: BatchNorm2d(3, affine=1), TypeError, "affine must be True or False"),
         (lambda: BatchNorm2d(3)(torch.randn(3, 4, 4)), ValueError, "expected 4D input.*unsqueeze"),
         (lambda: BatchNorm2d(3)(torch.randn(2, 4, 4, 4)), ValueError, r"expected 3 channels.*BatchNorm2d\(4\)"),
         (lambda: FrozenBatchNorm2d(3)(torch.randn(2, 4, 4, 4)), ValueError, r"shape \(N, 3, H, W\)"),
         (lambda: FrozenBatchNorm2d.from_batch_norm(nn.GroupNorm(1, 3)), TypeError, "must be a BatchNorm layer"),
         (lambda: FrozenBatchNorm2d.from_batch_norm(nn.BatchNorm2d(3, track_running_stats=False)), ValueError, "no running statistics"),
-        (lambda: SkipInit(3, init="0"), TypeError, "init must be a float"),
+        (lambda: SkipInit(3, init="0"), TypeError, "init must be a number"),
     ],
 )
 def test_layers_reject_bad_input(call, error, match) -> None:
@@ -227,12 +228,12 @@ def test_group_count_is_the_largest_divisor_up_to_32(channels, groups) -> None:
         group_count(8, max_groups=0)
 
 
-def test_resnet101_with_group_norm_has_the_same_parameters_and_no_buffers() -> None:
-    model = resnet101(norm="group")
+def test_resnet101_with_group_norm_has_the_same_parameters_and_no_buffers(on_meta, meta_resnet101) -> None:
+    model = on_meta(resnet101, norm="group")  # structure and counts only
     assert not any(isinstance(m, BATCH_NORM_TYPES) for m in model.modules())
     assert sum(isinstance(m, nn.GroupNorm) for m in model.modules()) == 104
     assert count_parameters(model) == 44_549_160  # the same as with BatchNorm: 2 per channel either way
-    assert count_parameters(resnet101()) == 44_549_160
+    assert count_parameters(meta_resnet101) == 44_549_160
     assert list(model.buffers()) == []
     assert model.layer4[2].bn3.num_groups == 32 and model.bn1.num_groups == 32
 
@@ -443,3 +444,76 @@ def test_recalibrate_bn_rejects_bad_input_and_keeps_stats_on_error() -> None:
     with pytest.raises(ValueError, match="no BatchNorm layer with running statistics"):
         recalibrate_bn(resnet18(width=4, norm="group"), [_data(8)], num_batches=1)
     assert [name for name, _ in batch_norm_layers(model)] == ["0", "2"]
+
+
+# --------------------------------------------------------------------------------------------------
+# randomize_norm
+# --------------------------------------------------------------------------------------------------
+
+
+def _every_kind_of_batch_norm() -> nn.Sequential:
+    return nn.Sequential(
+        nn.BatchNorm2d(4), BatchNorm2d(5), nn.BatchNorm1d(3), FrozenBatchNorm2d(6), nn.SyncBatchNorm(2),
+        BasicBlock(4, 4, norm_layer=BatchNorm2d), nn.GroupNorm(2, 4),
+    )
+
+
+def test_randomize_norm_changes_every_batch_norm_in_place() -> None:
+    model = _every_kind_of_batch_norm()
+    layers = [m for m in model.modules() if isinstance(m, (*BATCH_NORM_TYPES, FrozenBatchNorm2d))]
+    assert len(layers) == 7  # five above and the two of the block
+    group_norm_before = copy.deepcopy(model[6].state_dict())
+    assert randomize_norm(model, seed=3) is model
+    for m in layers:
+        for name, fresh in (("running_mean", 0.0), ("running_var", 1.0), ("weight", 1.0), ("bias", 0.0)):
+            value = getattr(m, name)
+            assert not torch.isclose(value, torch.full_like(value, fresh)).any(), (type(m).__name__, name)
+        assert (m.running_var >= 0.5).all() and (m.running_var <= 1.5).all()
+        assert int(m.num_batches_tracked) == 0
+    for key, value in model[6].state_dict().items():
+        assert torch.equal(value, group_norm_before[key])  # not a BatchNorm: left alone
+
+
+def test_randomize_norm_is_deterministic_per_seed_and_keeps_the_global_random_state() -> None:
+    models = []
+    for _ in range(3):
+        torch.manual_seed(0)  # the same convolution weights in all three
+        models.append(_every_kind_of_batch_norm())
+    first, second, third = models
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    randomize_norm(first, seed=11)
+    randomize_norm(second, seed=11)
+    randomize_norm(third, seed=12)
+    assert torch.equal(torch.get_rng_state(), before)
+    a, b, c = first.state_dict(), second.state_dict(), third.state_dict()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not torch.equal(a["0.running_mean"], c["0.running_mean"])
+    # Same values on another dtype: drawn on the CPU, then copied
+    double = randomize_norm(nn.BatchNorm2d(4).double(), seed=11)
+    torch.testing.assert_close(double.running_mean.float(), a["0.running_mean"])
+
+
+def test_randomize_norm_makes_eval_mode_differ_from_a_fresh_layer() -> None:
+    x = torch.randn(2, 4, 3, 3)
+    fresh, randomized = nn.BatchNorm2d(4).eval(), randomize_norm(nn.BatchNorm2d(4)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), x, rtol=1e-4, atol=1e-4)  # the identity, up to eps
+        assert not torch.allclose(randomized(x), x, atol=1e-2)
+
+
+def test_randomize_norm_skips_what_a_layer_lacks_and_rejects_bad_input() -> None:
+    no_affine = randomize_norm(nn.BatchNorm2d(3, affine=False))
+    assert no_affine.weight is None and not torch.equal(no_affine.running_mean, torch.zeros(3))
+    no_stats = randomize_norm(nn.BatchNorm2d(3, track_running_stats=False))
+    assert no_stats.running_mean is None and not torch.equal(no_stats.weight.detach(), torch.ones(3))
+    with pytest.raises(ValueError, match="nothing to randomize"):
+        randomize_norm(resnet18(width=4, stem="small", norm="group"))
+    with pytest.raises(ValueError, match="nothing to randomize"):
+        randomize_norm(nn.BatchNorm2d(3, affine=False, track_running_stats=False))
+    with pytest.raises(TypeError, match=r"module must be an nn\.Module"):
+        randomize_norm(nn.BatchNorm2d(3).state_dict())
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        randomize_norm(nn.BatchNorm2d(3), seed=1.0)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        randomize_norm(nn.BatchNorm2d(3), seed=-1)

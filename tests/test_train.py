@@ -14,16 +14,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from tutorial_lib.data import Augment
 from tutorial_lib.train import (
     CHECKPOINT_NAME,
-    Augment,
+    FitConfig,
     History,
-    _make_optimizer,
     evaluate,
     fit,
     gradient_norms,
     load_checkpoint,
-    parameter_groups,
+    make_optimizer,
+    param_groups,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -274,25 +275,60 @@ def test_nan_loss_stops_with_advice():
     "options,error,pattern",
     [
         (dict(epochs=0), ValueError, "epochs must be >= 1"),
-        (dict(epochs=1.5), TypeError, "epochs must be a finite integer"),
+        (dict(epochs=1.5), TypeError, "epochs must be an integer, got float"),
         (dict(epochs=1, batch_size=0), ValueError, "batch_size must be >= 1"),
-        (dict(epochs=1, optimizer="adam"), ValueError, "valid names: adamw, sgd"),
-        (dict(epochs=1, schedule="linear"), ValueError, "valid names: onecycle, cosine"),
+        (dict(epochs=1, optimizer="adam"), ValueError, "Did you mean 'adamw'.* Valid values: adamw, sgd"),
+        (dict(epochs=1, schedule="linear"), ValueError, "Valid values: onecycle, cosine"),
         (dict(epochs=1, lr=0.0), ValueError, "lr must be > 0"),
-        (dict(epochs=1, lr=float("nan")), TypeError, "lr must be a finite number"),
+        (dict(epochs=1, lr=float("nan")), ValueError, "lr must be a finite number"),
+        (dict(epochs=1, lr="0.1"), TypeError, "lr must be a number, got str"),
         (dict(epochs=1, label_smoothing=1.0), ValueError, "label_smoothing"),
         (dict(epochs=1, grad_clip=0), ValueError, "grad_clip must be > 0"),
-        (dict(epochs=1, warmup_steps=2), ValueError, "warmup .* must be shorter"),
+        (dict(epochs=1, warmup_steps=2), ValueError, "warm-up .* must be shorter"),
         (dict(epochs=1, augment="yes"), TypeError, "augment must be"),
         (dict(epochs=1, augment={"shear": 0.1}), ValueError, "valid options: max_shift, scale, rotate"),
         (dict(epochs=1, channels_last=1), TypeError, "channels_last must be True or False"),
-        (dict(epochs=1, precision="fp16"), ValueError, "valid names: fp32, bf16, auto"),
+        (dict(epochs=1, precision="fp16"), ValueError, "Valid values: fp32, bf16, auto"),
+        (dict(epochs=1, augment={"scale": 1.2}), TypeError, r"scale must be a \(low, high\) pair"),
+        (dict(epochs=1, augment={"max_shift": "0.1"}), TypeError, "max_shift must be a number, got str"),
+        (dict(epochs=1, lrr=0.1), TypeError, "unknown fit setting.*Did you mean 'lr'"),
+        (dict(lr=0.1), TypeError, "fit needs the number of epochs"),
+        (dict(epochs=1, progressive=True, train_sizes=[8]), ValueError, "at least two train_sizes"),
     ],
 )
 def test_fit_rejects_bad_settings(options, error, pattern):
     images, labels = _toy_tensors(n=32)
     with pytest.raises(error, match=pattern):
         fit(_tiny_model(), TensorImages(images, labels), progress=False, **options)
+
+
+def test_fit_and_evaluate_reject_what_is_not_a_model_or_a_dataset():
+    images, labels = _toy_tensors(n=8)
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        fit(None, TensorImages(images, labels), epochs=1, progress=False)
+    with pytest.raises(TypeError, match=r"train_data must be a dataset of \(image, label\) pairs, got a bare tensor.*TensorDataset"):
+        fit(_tiny_model(), images, epochs=1, progress=False)
+    with pytest.raises(TypeError, match="data must be a dataset of .* bare tensor"):
+        evaluate(_tiny_model(), images)
+    with pytest.raises(TypeError, match="val_data must be a map-style dataset"):
+        fit(_tiny_model(), TensorImages(images, labels), epochs=1, val_data=3, progress=False)
+
+
+def test_fit_config_is_the_one_list_of_settings():
+    config = FitConfig(epochs=2, lr=0.01, augment={"max_shift": 0.1}, train_sizes=[8, 16])
+    assert config.augment == Augment(max_shift=0.1) and config.train_sizes == (8, 16)
+    assert FitConfig.from_settings(config, lr=0.02).lr == 0.02 and config.lr == 0.01  # frozen: a copy
+    plain = config.to_dict()
+    assert plain["augment"] == Augment(max_shift=0.1).to_dict() and plain["train_sizes"] == [8, 16]
+    assert FitConfig(**plain) == config  # the checkpoint's dict rebuilds the same config
+    assert set(FitConfig.names()) == set(plain)
+    # fit(config) and fit(**settings) train the same run.
+    images, labels = _toy_tensors(n=32)
+    a, b = _tiny_model(), _tiny_model()
+    b.load_state_dict(a.state_dict())
+    fit(a, TensorImages(images, labels), FitConfig(epochs=1, batch_size=8, lr=0.01), progress=False)
+    fit(b, TensorImages(images, labels), epochs=1, batch_size=8, lr=0.01, progress=False)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_fit_rejects_empty_dataset():
@@ -320,14 +356,14 @@ def test_progress_bar_and_epoch_lines(capsys):
     assert "epoch 1/1: train loss" in err.out + err.err
 
 
-def test_optimizers_and_parameter_groups():
+def test_optimizers_and_param_groups():
     model = _tiny_model()
-    decay, no_decay = parameter_groups(model, 0.1)
+    decay, no_decay = param_groups(model, 0.1)
     assert [p.ndim for p in decay["params"]] == [4, 4, 2]
     assert all(p.ndim == 1 for p in no_decay["params"]) and no_decay["weight_decay"] == 0.0
-    sgd = _make_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4, momentum=0.9)
+    sgd = make_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4, momentum=0.9)
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
-    adamw = _make_optimizer(model, "adamw", lr=0.1, weight_decay=1e-4, momentum=0.9)
+    adamw = make_optimizer(model, "adamw", lr=0.1, weight_decay=1e-4, momentum=0.9)
     assert isinstance(adamw, torch.optim.AdamW)
     assert [g["weight_decay"] for g in adamw.param_groups] == [1e-4, 0.0]
 
@@ -487,7 +523,7 @@ def test_evaluate_rejects_bad_arguments(kwargs, error, pattern):
 
 def test_evaluate_rejects_empty_data():
     images, labels = _toy_tensors(n=8)
-    with pytest.raises(ValueError, match="empty dataset"):
+    with pytest.raises(ValueError, match="data is empty"):
         evaluate(_tiny_model(), TensorImages(images[:0], labels[:0]))
 
 

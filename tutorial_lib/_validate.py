@@ -20,12 +20,17 @@ from typing import Any
 __all__ = ["check_bool", "check_choice", "check_int", "check_number", "suggest"]
 
 
+def _number(value: float) -> str:
+    """``0.0`` as ``0``, ``1e-05`` as ``1e-05``; integers in full."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _bounds(minimum: float | None, maximum: float | None, min_inclusive: bool, max_inclusive: bool) -> str:
     parts = []
     if minimum is not None:
-        parts.append(f"{'>=' if min_inclusive else '>'} {minimum}")
+        parts.append(f"{'>=' if min_inclusive else '>'} {_number(minimum)}")
     if maximum is not None:
-        parts.append(f"{'<=' if max_inclusive else '<'} {maximum}")
+        parts.append(f"{'<=' if max_inclusive else '<'} {_number(maximum)}")
     return " and ".join(parts)
 
 

@@ -9,34 +9,29 @@ load strictly.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from tutorial_lib._validate import check_choice, check_int
 from tutorial_lib.layers import conv1x1, conv3x3
 from tutorial_lib.norm import get_norm_layer, residual_norm
+
+__all__ = ["STRIDE_IN_NAMES", "BasicBlock", "Bottleneck", "Res2NetBottleneck", "projection"]
 
 STRIDE_IN_NAMES = ("v1", "v1.5")
 """Where a Bottleneck puts its stride: ``"v1"`` on the first 1x1 (He et al. 2016),
 ``"v1.5"`` on the 3x3 (torchvision, NVIDIA's "ResNet-50 v1.5")."""
 
 
-def _check_channels(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
 def _check_block_args(
     inplanes: int, planes: int, stride: int, downsample: nn.Module | None, out_planes: int
 ) -> None:
     """Validate the arguments every block shares; say how to fix a missing projection."""
-    _check_channels("inplanes", inplanes)
-    _check_channels("planes", planes)
-    _check_channels("stride", stride)
+    check_int("inplanes", inplanes, minimum=1)
+    check_int("planes", planes, minimum=1)
+    check_int("stride", stride, minimum=1)
     if downsample is not None and not isinstance(downsample, nn.Module):
         raise TypeError(f"downsample must be an nn.Module or None, got {type(downsample).__name__}")
     if downsample is None and (stride != 1 or inplanes != out_planes):
@@ -178,11 +173,7 @@ class Bottleneck(nn.Module):
     ) -> None:
         super().__init__()
         _check_block_args(inplanes, planes, stride, downsample, planes * self.expansion)
-        if stride_in not in STRIDE_IN_NAMES:
-            raise ValueError(
-                f"unknown stride_in {stride_in!r}; valid names are "
-                f"{', '.join(repr(n) for n in STRIDE_IN_NAMES)}"
-            )
+        check_choice("stride_in", stride_in, STRIDE_IN_NAMES)
         norm = get_norm_layer("batch" if norm_layer is None else norm_layer)
         stride_1x1, stride_3x3 = (stride, 1) if stride_in == "v1" else (1, stride)
         self.conv1 = conv1x1(inplanes, planes, stride_1x1)
@@ -265,10 +256,8 @@ class Res2NetBottleneck(nn.Module):
     ) -> None:
         super().__init__()
         _check_block_args(inplanes, planes, stride, downsample, planes * self.expansion)
-        _check_channels("base_width", base_width)
-        _check_channels("scale", scale)
-        if scale < 2:
-            raise ValueError(f"scale must be >= 2 (one group is a plain bottleneck), got {scale}")
+        base_width = check_int("base_width", base_width, minimum=1)
+        scale = check_int("scale", scale, minimum=2)  # one group would be a plain bottleneck
         width = (planes * base_width) // 64
         if width < 1:
             raise ValueError(f"planes={planes} with base_width={base_width} gives {width} channels per group; raise base_width")

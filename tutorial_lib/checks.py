@@ -2,9 +2,67 @@
 
 Each ``check_*`` function raises ``AssertionError`` with a friendly hint when the learner's answer is
 wrong, and prints a short confirmation when it is right, so a check cell reads as one line.
+
+A check leaves the learner's session as it found it: torch's global random state is neither
+reseeded nor advanced (the checks that draw weights or inputs run on a private copy of it, see
+``_keeps_global_rng``), and a learner's model or layer is handed back in the train/eval mode it had.
+
+:func:`prove_equal` is the proof the notebooks run after building a block inline: the inline version
+and the package's compute bit-identical outputs with the same weights.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+__all__ = [
+    "check_average_softmax_function",
+    "check_batch_bytes",
+    "check_bn_fold",
+    "check_bottleneck_params_function",
+    "check_conv_cost_function",
+    "check_depth_function",
+    "check_fpn_level_function",
+    "check_group_norm_function",
+    "check_output_size_function",
+    "check_param_groups_function",
+    "check_receptive_field_function",
+    "check_res2net_params_function",
+    "check_shortcut_function",
+    "check_small_resnet",
+    "check_smooth_losses_function",
+    "check_stage_shapes",
+    "check_test_size_function",
+    "check_v1_saving",
+    "check_zero_init_function",
+    "prove_equal",
+]
+
+_Check = TypeVar("_Check", bound=Callable[..., Any])
+
+
+def _keeps_global_rng(check: _Check) -> _Check:
+    """Run ``check`` on a private copy of torch's CPU random state, seeded with 0.
+
+    The weights and inputs a check draws are then the same on every run, whatever the learner did
+    before, and the learner's own random state is exactly what it was before the call: not
+    reseeded, and not advanced by the modules the check builds.
+    """
+
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # saves and restores the CPU generator only
+            torch.default_generator.manual_seed(0)
+            return check(*args, **kwargs)
+
+    return cast(_Check, wrapper)
 
 
 def _ok(message: str) -> None:
@@ -12,27 +70,37 @@ def _ok(message: str) -> None:
     print(f"Correct: {message}")
 
 
+def _restore_modes(modes: dict[nn.Module, bool]) -> None:
+    """Put every module back in the train/eval mode recorded in ``modes``."""
+    for module, training in modes.items():
+        module.training = training
+
+
 # --- 00 setup ---------------------------------------------------------------------------------
 
 
 def check_batch_bytes(answer_mib: float, *, batch: int, channels: int, size: int, bytes_per_value: int) -> None:
     """Check a batch-memory estimate in MiB (2**20 bytes), to within rounding."""
+    import math
+
     expected = batch * channels * size * size * bytes_per_value / 2**20
-    if not isinstance(answer_mib, (int, float)):
+    if isinstance(answer_mib, bool) or not isinstance(answer_mib, (int, float)):
         raise AssertionError(f"store a number in MiB, got {type(answer_mib).__name__}")
+    if not math.isfinite(answer_mib):
+        raise AssertionError(f"store a finite number in MiB, got {answer_mib}")
     if abs(answer_mib - expected * 2**20 / 1e6) < 1e-6 * expected:
         raise AssertionError("that is megabytes (1e6 bytes); divide by 2**20 for mebibytes")
     if abs(answer_mib - expected / 4) < 1e-9 * expected and bytes_per_value == 4:
         raise AssertionError("each float32 value takes 4 bytes: multiply by 4")
     if abs(answer_mib - expected) > 1e-6 * expected:
-        raise AssertionError(f"not quite: count values (batch x channels x height x width), x bytes each, / 2**20")
+        raise AssertionError("not quite: count values (batch x channels x height x width), x bytes each, / 2**20")
     _ok(f"{expected:.2f} MiB")
 
 
 # --- 01 convolution and pooling, 03 bottleneck blocks, 04 building ResNet-101 -----------------
 
 
-def _call(fn, *args):
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call a learner's function, turning a crash into a hint that names the call."""
     if not callable(fn):
         raise AssertionError(f"pass your function itself (no parentheses), got {type(fn).__name__}")
@@ -42,7 +110,17 @@ def _call(fn, *args):
         raise AssertionError(f"your function raised {type(error).__name__}: {error} for arguments {args}") from error
 
 
-def check_output_size_function(fn) -> None:
+def _pair(got: Any, what: str) -> tuple[Any, Any]:
+    """``got`` as a 2-tuple, or an ``AssertionError`` that says a pair ``what`` is expected."""
+    try:
+        first, second = got
+    except (TypeError, ValueError):
+        raise AssertionError(f"return a pair {what}, got {got!r}") from None
+    return first, second
+
+
+@_keeps_global_rng
+def check_output_size_function(fn: Callable[[int, int, int, int, int], int]) -> None:
     """Check ``fn(size, kernel_size, stride, padding, dilation) -> int`` against real ``nn.Conv2d`` layers."""
     import itertools
 
@@ -57,7 +135,7 @@ def check_output_size_function(fn) -> None:
         got = _call(fn, size, k, s, p, d)
         if got != expected:
             hint = "use floor division (//), not /" if isinstance(got, float) else (
-                "a dilated kernel spans d*(k-1)+1 pixels" if d > 1 and got != expected else "count the +1 for the first position")
+                "a dilated kernel spans d*(k-1)+1 pixels" if d > 1 else "count the +1 for the first position")
             raise AssertionError(
                 f"size={size}, kernel_size={k}, stride={s}, padding={p}, dilation={d}: nn.Conv2d gives "
                 f"{expected}, your function gives {got}; {hint}")
@@ -65,7 +143,8 @@ def check_output_size_function(fn) -> None:
     _ok(f"your formula matches nn.Conv2d on {cases} settings")
 
 
-def check_receptive_field_function(fn) -> None:
+@_keeps_global_rng
+def check_receptive_field_function(fn: Callable[[list[tuple[int, int]]], tuple[int, int]]) -> None:
     """Check ``fn([(kernel, stride), ...]) -> (receptive_field, jump)`` against :func:`tutorial_lib.layers.receptive_field`."""
     from torch import nn
 
@@ -75,15 +154,16 @@ def check_receptive_field_function(fn) -> None:
               [(5, 1), (2, 2), (5, 1), (2, 2)], [(1, 2), (3, 1)]]
     for stack in stacks:
         last = receptive_field([nn.Conv2d(1, 1, k, s) for k, s in stack])[-1]
-        got = _call(fn, stack)
-        if tuple(got) != (last.size, last.jump):
+        got = _pair(_call(fn, list(stack)), "(receptive_field, jump)")
+        if got != (last.size, last.jump):
             raise AssertionError(
-                f"for layers {stack} expected (receptive field, jump) = {(last.size, last.jump)}, got {tuple(got)}; "
+                f"for layers {stack} expected (receptive field, jump) = {(last.size, last.jump)}, got {got}; "
                 "each layer adds (k - 1) * jump_so_far, then multiplies jump by its stride")
     _ok(f"your recurrence matches tutorial_lib.layers.receptive_field on {len(stacks)} stacks")
 
 
-def check_conv_cost_function(fn) -> None:
+@_keeps_global_rng
+def check_conv_cost_function(fn: Callable[[int, int, int, int, bool], tuple[int, int]]) -> None:
     """Check ``fn(c_in, c_out, kernel_size, out_size, bias) -> (params, macs)`` against real layers."""
     import torch
     from torch import nn
@@ -95,9 +175,9 @@ def check_conv_cost_function(fn) -> None:
         conv = nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=bias)
         out_size = conv(torch.zeros(1, c_in, size, size)).shape[-1]
         expected = (count_parameters(conv), count_flops(conv, (c_in, size, size))["macs"])
-        got = _call(fn, c_in, c_out, k, out_size, bias)
-        if tuple(got) != expected:
-            params, macs = tuple(got)
+        got = _pair(_call(fn, c_in, c_out, k, out_size, bias), "(params, macs)")
+        if got != expected:
+            params, macs = got
             hints = []
             if params == expected[0] + (c_out if not bias else -c_out):
                 hints.append("the bias adds c_out parameters only when bias=True")
@@ -105,12 +185,13 @@ def check_conv_cost_function(fn) -> None:
                 hints.append("that is FLOPs; one MAC is a multiply *and* an add")
             raise AssertionError(
                 f"Conv2d({c_in}, {c_out}, {k}, bias={bias}) with a {out_size}x{out_size} output: expected "
-                f"(params, MACs) = {expected}, got {tuple(got)}. " + (" ".join(hints) or
+                f"(params, MACs) = {expected}, got {got}. " + (" ".join(hints) or
                 "params = c_out*c_in*k*k (+c_out), MACs = c_out*c_in*k*k per output pixel"))
     _ok("parameters and MACs match count_parameters and count_flops")
 
 
-def check_bottleneck_params_function(fn) -> None:
+@_keeps_global_rng
+def check_bottleneck_params_function(fn: Callable[[int, int, int], int]) -> None:
     """Check ``fn(inplanes, planes, stride) -> parameters`` of a Bottleneck (with its projection if needed)."""
     from tutorial_lib.blocks import Bottleneck, projection
     from tutorial_lib.cost import count_parameters
@@ -128,6 +209,7 @@ def check_bottleneck_params_function(fn) -> None:
     _ok("your count matches tutorial_lib.blocks.Bottleneck on 5 configurations")
 
 
+@_keeps_global_rng
 def check_v1_saving(answer: int, *, inplanes: int, planes: int, size: int) -> None:
     """Check the MACs that v1 saves over v1.5 in a stride-2 Bottleneck with a ``size`` x ``size`` input."""
     from tutorial_lib.blocks import Bottleneck, projection
@@ -147,7 +229,7 @@ def check_v1_saving(answer: int, *, inplanes: int, planes: int, size: int) -> No
     _ok(f"v1 saves {expected:,} MACs ({expected / macs['v1.5']:.1%} of this block)")
 
 
-def check_depth_function(fn) -> None:
+def check_depth_function(fn: Callable[[tuple[int, ...], int], int]) -> None:
     """Check ``fn(blocks_per_stage, convs_per_block) -> depth`` on the five ResNets of He et al. 2016, Table 1."""
     table = {18: ((2, 2, 2, 2), 2), 34: ((3, 4, 6, 3), 2), 50: ((3, 4, 6, 3), 3),
              101: ((3, 4, 23, 3), 3), 152: ((3, 8, 36, 3), 3)}
@@ -161,8 +243,13 @@ def check_depth_function(fn) -> None:
     _ok("your formula gives 18, 34, 50, 101 and 152")
 
 
-def check_small_resnet(model, *, max_params: int, max_macs: int, image_size: int, num_classes: int) -> None:
-    """Check a scaled-down ResNet-101: same stages and blocks, within a parameter and MAC budget."""
+@_keeps_global_rng
+def check_small_resnet(model: nn.Module, *, max_params: int, max_macs: int, image_size: int, num_classes: int) -> None:
+    """Check a scaled-down ResNet-101: same stages and blocks, within a parameter and MAC budget.
+
+    The model runs one eval-mode forward pass on its own device and is then put back in the mode it
+    had.
+    """
     import torch
 
     from tutorial_lib.blocks import Bottleneck
@@ -173,20 +260,30 @@ def check_small_resnet(model, *, max_params: int, max_macs: int, image_size: int
         raise AssertionError(f"build the model with tutorial_lib.models.resnet101(...), got {type(model).__name__}")
     if model.block is not Bottleneck or model.stage_blocks != (3, 4, 23, 3):
         raise AssertionError("keep the architecture a ResNet-101 (Bottleneck, [3, 4, 23, 3]); change width and stem only")
+    # count_flops restores only the top-level mode (model.train(was_training) resets every
+    # submodule), so record each module's mode before it runs.
+    modes = {m: m.training for m in model.modules()}
     params = count_parameters(model)
-    macs = count_flops(model, image_size)["macs"]
+    try:
+        macs = count_flops(model, image_size)["macs"]
+    finally:
+        _restore_modes(modes)
     if params > max_params:
         raise AssertionError(f"{params:,} parameters > {max_params:,}: parameters grow with width squared; try a smaller width")
     if macs > max_macs:
         raise AssertionError(f"{macs / 1e6:,.0f} MMACs > {max_macs / 1e6:,.0f}: reduce the width, or check the stem")
-    with torch.no_grad():
-        out = model.eval()(torch.zeros(2, model.in_channels, image_size, image_size))
+    param = next(model.parameters())
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(2, model.in_channels, image_size, image_size, device=param.device, dtype=param.dtype))
+    finally:
+        _restore_modes(modes)
     if out.shape != (2, num_classes):
         raise AssertionError(f"the model outputs {tuple(out.shape[1:])} per image; set num_classes={num_classes}")
     _ok(f"a ResNet-101 with {params:,} parameters and {macs / 1e6:,.1f} MMACs at {image_size} px")
 
 
-def check_stage_shapes(answer: dict, *, model, image_size: int) -> None:
+def check_stage_shapes(answer: dict[str, tuple[int, int, int]], *, model: nn.Module, image_size: int) -> None:
     """Check predicted ``{"layer1": (C, H, W), ...}`` for ``model`` at ``image_size`` (batch dimension left out)."""
     from tutorial_lib.models import stage_shapes
 
@@ -196,7 +293,11 @@ def check_stage_shapes(answer: dict, *, model, image_size: int) -> None:
     for name in ("layer1", "layer2", "layer3", "layer4"):
         expected = shapes[name][1:]
         got = answer.get(name)
-        if got is None or tuple(got) != expected:
+        try:
+            right = tuple(got) == expected
+        except TypeError:  # None (a stage left out) or a single number
+            right = False
+        if not right:
             raise AssertionError(
                 f"{name}: expected {expected}, got {got!r}; channels are width * 2**i * 4, and the "
                 "resolution halves at layer2, layer3 and layer4 (ceil of odd sizes)")
@@ -206,20 +307,24 @@ def check_stage_shapes(answer: dict, *, model, image_size: int) -> None:
 # --- 02 residual blocks ------------------------------------------------------------------------
 
 
-def check_shortcut_function(fn) -> None:
+@_keeps_global_rng
+def check_shortcut_function(fn: Callable[[int, int, int], nn.Module]) -> None:
     """Check ``fn(inplanes, planes, stride) -> nn.Module``: the shortcut of a BasicBlock.
 
     It must be the identity (no parameters) when the block keeps shape, and otherwise a 1x1
     convolution with the block's stride followed by BatchNorm, loadable into
-    ``tutorial_lib.blocks.projection`` (He et al. 2016, sec 3.3, option B).
+    ``tutorial_lib.blocks.projection`` (He et al. 2016, sec 3.3, option B) and computing the same
+    outputs in training and in eval mode (with randomized BatchNorm statistics, so that eval mode
+    has something to get wrong).
     """
     import torch
     from torch import nn
 
     from tutorial_lib.blocks import projection
+    from tutorial_lib.norm import randomize_norm
 
-    torch.manual_seed(0)
-    x = torch.randn(2, 16, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 16, 8, 8, generator=gen)
     same = _call(fn, 16, 16, 1)
     if not isinstance(same, nn.Module):
         raise AssertionError(f"return an nn.Module (nn.Identity() when nothing changes), got {type(same).__name__}")
@@ -251,16 +356,25 @@ def check_shortcut_function(fn) -> None:
             raise AssertionError(
                 f"{where}: build it as nn.Sequential(conv, bn) so its keys are 0.weight, 1.weight, ... ({error})"
             ) from None
-        got.eval()
-        expected.eval()
-        x_in = torch.randn(2, inplanes, 8, 8)
-        with torch.no_grad():
-            if not torch.allclose(got(x_in), expected(x_in), atol=1e-6):
-                raise AssertionError(f"{where}: same weights as tutorial_lib.blocks.projection but different outputs")
+        randomize_norm(expected)
+        got.load_state_dict(expected.state_dict())
+        x_in = torch.randn(2, inplanes, 8, 8, generator=gen)
+        for mode in ("train", "eval"):
+            got.train(mode == "train")
+            expected.train(mode == "train")
+            with torch.no_grad():
+                out_got, out_expected = got(x_in.clone()), expected(x_in.clone())
+            if out_got.shape != out_expected.shape:
+                raise AssertionError(f"{where}: output shape {tuple(out_got.shape)}, expected {tuple(out_expected.shape)}; "
+                                     "a 1x1 convolution needs no padding")
+            if not torch.allclose(out_got, out_expected, atol=1e-6):
+                raise AssertionError(f"{where}: same weights as tutorial_lib.blocks.projection but different outputs in "
+                                     f"{mode} mode; the projection is the convolution, then the BatchNorm, nothing else")
     _ok("identity when the shape is kept, a 1x1 projection + BatchNorm otherwise; equals tutorial_lib.blocks.projection")
 
 
-def check_zero_init_function(fn) -> None:
+@_keeps_global_rng
+def check_zero_init_function(fn: Callable[[nn.Module], Any]) -> None:
     """Check ``fn(block)``: zero the scale of a BasicBlock's last BatchNorm so the block starts as the identity.
 
     Goyal et al. 2017 ("Accurate, Large Minibatch SGD", sec 5.1) and torchvision's
@@ -271,12 +385,12 @@ def check_zero_init_function(fn) -> None:
 
     from tutorial_lib.blocks import BasicBlock
 
-    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(0)
     block = BasicBlock(8, 8)
     with torch.no_grad():  # non-trivial BatchNorm parameters, so a wrong tensor cannot look right
         for bn in (block.bn1, block.bn2):
-            bn.weight.uniform_(0.5, 1.5)
-        block.bn1.bias.uniform_(-0.5, 0.5)  # bn2.bias stays 0, as after initialisation
+            bn.weight.uniform_(0.5, 1.5, generator=gen)
+        block.bn1.bias.uniform_(-0.5, 0.5, generator=gen)  # bn2.bias stays 0, as after initialisation
     before = {k: v.clone() for k, v in block.state_dict().items()}
     result = _call(fn, block)
     if result is not None and result is not block:
@@ -288,7 +402,7 @@ def check_zero_init_function(fn) -> None:
         raise AssertionError("bn2.weight (the last BatchNorm's scale, gamma) must be all zeros" + hint)
     if changed:
         raise AssertionError(f"only bn2.weight should change, but {changed} changed too")
-    x = torch.relu(torch.randn(4, 8, 6, 6))  # what a block receives: the output of a ReLU
+    x = torch.relu(torch.randn(4, 8, 6, 6, generator=gen))  # what a block receives: the output of a ReLU
     for mode in ("train", "eval"):
         getattr(block, mode)()
         with torch.no_grad():
@@ -297,17 +411,145 @@ def check_zero_init_function(fn) -> None:
     _ok("bn2.weight = 0: the residual branch outputs zero and the block starts as the identity")
 
 
-# --- 05 inter-layer normalization --------------------------------------------------------------
+# --- 02, 03, 06: an inline block equals the package's ------------------------------------------
 
 
-def check_bn_fold(scale, shift, bn) -> None:
-    """Check that ``x * scale + shift`` (per channel) equals the eval-mode output of BatchNorm ``bn``.
+def _seeded_forward(module: nn.Module, x: Tensor) -> Any:
+    """``module(x)`` without autograd, on a private random state seeded with 0 (for dropout and the like).
 
-    Folding is how BatchNorm costs nothing at inference: the per-channel scale and shift can even be
-    merged into the preceding convolution's weights and bias.
+    Both modules of :func:`prove_equal` then draw the same random numbers, and the global random
+    state is left as it was.
     """
     import torch
 
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.default_generator.manual_seed(0)
+        if devices:
+            with torch.cuda.device(x.device):
+                torch.cuda.manual_seed(0)
+        return module(x.clone())  # a copy: an in-place operation cannot change what the other module sees
+
+
+def prove_equal(inline: nn.Module, reference: nn.Module, x: Tensor) -> str:
+    """Prove that a module built inline computes exactly what a reference module computes.
+
+    Three steps, each an assertion:
+
+    1. the same number of parameters;
+    2. the reference's ``state_dict`` loads into the inline module with ``strict=True``: every key
+       present, none extra, every shape equal (so pretrained weights of one load into the other);
+    3. with those weights, bit-identical outputs (``torch.equal``, not merely close) on ``x``, first
+       in training mode (BatchNorm uses the batch statistics and updates its running ones), then in
+       eval mode (BatchNorm uses the running statistics, which the training-mode pass has just
+       updated in both modules, so a difference in how they are updated shows too).
+
+    Fresh BatchNorm layers are the identity in eval mode; call
+    :func:`tutorial_lib.norm.randomize_norm` on the reference first so that eval mode has something
+    to get wrong.
+
+    Afterwards both modules hold the reference's weights and statistics as they were before the
+    call (the update of the training-mode pass is undone), and every submodule of both is back in
+    the train/eval mode it had. Both forward passes run without autograd, on the same private
+    random state, so the global random state is untouched.
+
+    Args:
+        inline: The module built inline (its weights are replaced by the reference's).
+        reference: The module to match, e.g. ``tutorial_lib.blocks.Bottleneck``.
+        x: An input batch, on the modules' device.
+
+    Returns:
+        A one-line summary, e.g. ``"70,400 parameters each, strict load ok, bit-identical outputs in
+        train and eval mode"``.
+
+    Raises:
+        TypeError: If ``inline`` or ``reference`` is not an ``nn.Module``, or ``x`` not a tensor.
+        AssertionError: If a step fails; the message says which, and for outputs the mode and by
+            how much they differ.
+    """
+    import torch
+    from torch import Tensor, nn
+
+    from tutorial_lib.cost import count_parameters
+
+    for name, value in (("inline", inline), ("reference", reference)):
+        if not isinstance(value, nn.Module):
+            raise TypeError(f"{name} must be an nn.Module, got {type(value).__name__}")
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor (an input batch), got {type(x).__name__}")
+    n_inline, n_reference = count_parameters(inline), count_parameters(reference)
+    if n_inline != n_reference:
+        raise AssertionError(
+            f"parameter counts differ: inline {n_inline:,}, reference {n_reference:,} ({n_inline - n_reference:+,}); "
+            "compare print(inline) with print(reference) layer by layer (channels, kernel sizes, bias=False)"
+        )
+    saved = {key: value.detach().clone() for key, value in reference.state_dict().items()}
+    modes = {m: m.training for m in (*inline.modules(), *reference.modules())}
+    loaded = False
+    try:
+        try:
+            inline.load_state_dict(saved, strict=True)
+        except RuntimeError as error:
+            raise AssertionError(
+                "the reference's weights do not load into the inline module with strict=True (a key is "
+                f"missing, extra or shaped differently; attribute names are the keys): {error}"
+            ) from None
+        loaded = True
+        for mode in ("train", "eval"):
+            inline.train(mode == "train")
+            reference.train(mode == "train")
+            got, expected = _seeded_forward(inline, x), _seeded_forward(reference, x)
+            if not isinstance(got, Tensor) or not isinstance(expected, Tensor):
+                raise AssertionError(
+                    f"both modules must return a tensor; inline returned {type(got).__name__}, "
+                    f"reference {type(expected).__name__}"
+                )
+            if got.shape != expected.shape or got.dtype != expected.dtype:
+                raise AssertionError(
+                    f"outputs differ in {mode} mode: inline gives {tuple(got.shape)} {got.dtype}, "
+                    f"reference {tuple(expected.shape)} {expected.dtype}"
+                )
+            if not torch.equal(got, expected):
+                differ = got != expected
+                largest = (got.double() - expected.double()).abs().max().item()
+                hint = (
+                    "training mode agrees, so the layers and weights match: look at what eval mode changes "
+                    "(BatchNorm's running statistics: its eps and momentum, track_running_stats)"
+                    if mode == "eval"
+                    else "same weights, so the forward pass differs: the order of the layers, a missing "
+                    "ReLU, or where the shortcut is added"
+                )
+                raise AssertionError(
+                    f"outputs differ in {mode} mode: max |difference| = {largest:.3g}, "
+                    f"{int(differ.sum()):,} of {got.numel():,} values differ; {hint}"
+                )
+    finally:
+        with torch.no_grad():
+            reference.load_state_dict(saved)
+            if loaded:
+                inline.load_state_dict(saved)
+        _restore_modes(modes)
+    return f"{n_inline:,} parameters each, strict load ok, bit-identical outputs in train and eval mode"
+
+
+# --- 05 inter-layer normalization --------------------------------------------------------------
+
+
+def check_bn_fold(scale: Tensor, shift: Tensor, bn: nn.Module) -> None:
+    """Check that ``x * scale + shift`` (per channel) equals the eval-mode output of BatchNorm ``bn``.
+
+    Folding is how BatchNorm costs nothing at inference: the per-channel scale and shift can even be
+    merged into the preceding convolution's weights and bias. ``bn`` is run once in eval mode and
+    then put back in the mode it had.
+    """
+    import torch
+
+    from tutorial_lib.norm import BATCH_NORM_TYPES, FrozenBatchNorm2d
+
+    if not isinstance(bn, (*BATCH_NORM_TYPES, FrozenBatchNorm2d)) or getattr(bn, "running_mean", None) is None:
+        raise TypeError(f"bn must be a BatchNorm layer with running statistics, got {type(bn).__name__}")
+    if getattr(bn, "weight", None) is None:
+        raise TypeError("bn must have affine parameters (weight and bias); this one was built with affine=False")
     for name, value in (("scale", scale), ("shift", shift)):
         if not isinstance(value, torch.Tensor):
             raise AssertionError(f"{name} must be a tensor with one value per channel, got {type(value).__name__}")
@@ -332,10 +574,19 @@ def check_bn_fold(scale, shift, bn) -> None:
         if torch.allclose(scale.detach(), right_scale.detach(), rtol=1e-4):
             raise AssertionError("the scale is right; the shift is bias - running_mean * scale")
         raise AssertionError("scale = weight / sqrt(running_var + eps): use the running statistics, not a batch's")
+    # Without eps the outputs above differ by only about eps / (2 * running_var) relative, inside
+    # the tolerance; compare the scale itself, in float64, on the channels where eps shows.
+    with torch.no_grad():
+        var, weight = bn.running_var.double(), bn.weight.double()
+        right, no_eps = weight / torch.sqrt(var + bn.eps), weight / torch.sqrt(var)
+        given = scale.detach().to(right.device, torch.float64)
+        telling = (right - no_eps).abs() > 1e-6 * right.abs()  # beyond float32 rounding
+        if telling.any() and bool(((given - no_eps).abs() < (given - right).abs())[telling].all()):
+            raise AssertionError("close: add eps to the running variance before the square root, sqrt(running_var + eps)")
     _ok("eval-mode BatchNorm is one multiply and one add per value: y = x * scale + shift")
 
 
-def check_group_norm_function(fn) -> None:
+def check_group_norm_function(fn: Callable[[Tensor, int, float], Tensor]) -> None:
     """Check ``fn(x, num_groups, eps)`` against ``torch.nn.functional.group_norm`` (no affine).
 
     Wu & He 2018, eq. 1 with the set S_i of eq. 7: each sample's channels are split into
@@ -347,7 +598,7 @@ def check_group_norm_function(fn) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 12, 5, 4, generator=gen) * 2 + torch.arange(12.0).view(1, 12, 1, 1)
     for groups in (1, 3, 4, 12):
-        got = _call(fn, x, groups, 1e-5)
+        got = _call(fn, x.clone(), groups, 1e-5)
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
             raise AssertionError(f"return a tensor shaped like x {tuple(x.shape)}, got {getattr(got, 'shape', type(got).__name__)}")
         expected = F.group_norm(x, groups, eps=1e-5)
@@ -361,15 +612,19 @@ def check_group_norm_function(fn) -> None:
                 f"wrong for num_groups={groups}: reshape to (N, G, C // G * H * W), normalize the last axis with "
                 "the biased variance (correction=0), reshape back"
             )
-        if not torch.allclose(_call(fn, x[:1], groups, 1e-5), got[:1], atol=1e-6):
+        if not torch.allclose(_call(fn, x[:1].clone(), groups, 1e-5), got[:1], atol=1e-6):
             raise AssertionError("a sample's output must not depend on the rest of the batch")
+    # A large eps changes the result visibly: an eps that is accepted but never used shows here.
+    got = _call(fn, x.clone(), 3, 4.0)
+    if not isinstance(got, torch.Tensor) or not torch.allclose(got, F.group_norm(x, 3, eps=4.0), rtol=1e-4, atol=1e-5):
+        raise AssertionError("wrong for eps=4.0: add eps to the variance inside the square root, sqrt(var + eps)")
     _ok("GroupNorm: per sample, per group of channels; equals torch.nn.functional.group_norm for 1, 3, 4 and 12 groups")
 
 
 # --- 06 multi-scale architectures ---------------------------------------------------------------
 
 
-def check_fpn_level_function(fn) -> None:
+def check_fpn_level_function(fn: Callable[[float, float], int]) -> None:
     """Check ``fn(width, height) -> level``: the FPN rule that picks a pyramid level for an object.
 
     Lin et al. 2017 (FPN), eq. 1: ``k = floor(k0 + log2(sqrt(w * h) / 224))`` with ``k0 = 4`` (an object
@@ -401,7 +656,8 @@ def check_fpn_level_function(fn) -> None:
     _ok(f"your rule matches FPN's eq. 1 on {len(cases)} object sizes (224 px -> C4, 112 px -> C3, ...)")
 
 
-def check_res2net_params_function(fn) -> None:
+@_keeps_global_rng
+def check_res2net_params_function(fn: Callable[[int, int, int, int, int], int]) -> None:
     """Check ``fn(inplanes, planes, stride, base_width, scale) -> parameters`` of a Res2Net bottleneck.
 
     Compared with :class:`tutorial_lib.blocks.Res2NetBottleneck`, including its projection shortcut
@@ -438,7 +694,7 @@ def check_res2net_params_function(fn) -> None:
 # --- 08 tuning ---------------------------------------------------------------------------------
 
 
-def check_smooth_losses_function(fn) -> None:
+def check_smooth_losses_function(fn: Callable[[list[float], float], Sequence[float]]) -> None:
     """Check ``fn(losses, beta)`` against ``tutorial_lib.tuning.smooth_losses`` (bias-corrected EMA)."""
     import math
 
@@ -450,7 +706,7 @@ def check_smooth_losses_function(fn) -> None:
         expected = smooth_losses(losses, beta)
         try:
             got = [float(v) for v in got]
-        except TypeError:
+        except (TypeError, ValueError):
             raise AssertionError(f"return one smoothed value per loss (a list of floats), got {type(got).__name__}") from None
         if len(got) != len(expected):
             raise AssertionError(f"return one smoothed value per loss: {len(losses)} losses, {len(got)} values")
@@ -471,13 +727,15 @@ def check_smooth_losses_function(fn) -> None:
     _ok("bias-corrected moving average: a constant loss stays constant from the first step on")
 
 
-def check_param_groups_function(fn) -> None:
+@_keeps_global_rng
+def check_param_groups_function(fn: Callable[[nn.Module, float], list[dict[str, Any]]]) -> None:
     """Check ``fn(model, weight_decay)``: two groups, every 1-D parameter undecayed, the rest decayed."""
     import torch
 
     from tutorial_lib.models import resnet18, resnet101
 
-    for model in (resnet18(width=8, stem="small", num_classes=10), resnet101(num_classes=1000)):
+    for build in (lambda: resnet18(width=8, stem="small", num_classes=10), lambda: resnet101(num_classes=1000)):
+        model = build()  # the large model only once the small one passed
         model.fc.bias.requires_grad_(False)  # a frozen parameter belongs in no group
         groups = _call(fn, model, 0.05)
         if not isinstance(groups, (list, tuple)) or len(groups) != 2 or not all(isinstance(g, dict) for g in groups):
@@ -485,6 +743,10 @@ def check_param_groups_function(fn) -> None:
         decay, no_decay = (list(g.get("params", [])) for g in groups)
         if groups[0].get("weight_decay") != 0.05 or groups[1].get("weight_decay") != 0.0:
             raise AssertionError("the first group decays (weight_decay=weight_decay), the second does not (weight_decay=0.0)")
+        if any(not isinstance(p, torch.nn.Parameter) for p in decay + no_decay):
+            # Before the identity checks below: a copy is never the model's parameter, so they
+            # would report it as missing.
+            raise AssertionError("put the parameters themselves (model.parameters()) in the groups, not copies")
         trainable = [p for p in model.parameters() if p.requires_grad]
         ids = [id(p) for p in decay + no_decay]
         if len(ids) != len(set(ids)):
@@ -496,21 +758,23 @@ def check_param_groups_function(fn) -> None:
         wrong = [p.shape for p in no_decay if p.ndim != 1] + [p.shape for p in decay if p.ndim == 1]
         if wrong:
             raise AssertionError(f"split by shape: 1-D tensors (biases, norm weights) go undecayed; misplaced shapes: {wrong[:3]}")
-        if any(not isinstance(p, torch.nn.Parameter) for p in decay + no_decay):
-            raise AssertionError("put the parameters themselves (model.parameters()) in the groups, not copies")
-    one_d = sum(p.ndim == 1 for p in resnet101().parameters())
+    one_d = sum(p.ndim == 1 for p in model.parameters())  # the ResNet-101 of the last round
     _ok(f"two groups; ResNet-101 keeps {one_d} one-dimensional tensors (biases and norm parameters) out of weight decay")
 
 
 # --- 07 multi-scale training --------------------------------------------------------------------
 
 
-def _reference_test_size(split: str, train_size: int, candidates) -> int:
+def _reference_test_size(
+    split: str, train_size: int, candidates: Sequence[int], *, geometric: bool = True, log: bool = True
+) -> int:
     """The candidate test size at which ``split``'s objects have the training objects' pixel size.
 
     An object covering a fraction ``f`` of the image is ``f * s`` pixels wide at test size ``s``. The
     match compares the geometric centres of the fraction ranges on a log scale (a 2x error either
     way counts the same), so the ideal size is ``train_size * centre(train) / centre(split)``.
+    ``geometric=False`` (arithmetic centres) and ``log=False`` (differences of sizes) give the
+    answers of the two usual slips, for the check's hints.
     """
     import math
 
@@ -518,49 +782,79 @@ def _reference_test_size(split: str, train_size: int, candidates) -> int:
 
     def centre(name: str) -> float:
         low, high = OBJECT_SIZE_FRACTIONS[name]
-        return math.sqrt(low * high)
+        return math.sqrt(low * high) if geometric else (low + high) / 2
 
     ideal = train_size * centre("train") / centre(split)
-    return min(candidates, key=lambda s: (abs(math.log(s / ideal)), s))
+    return min(candidates, key=lambda s: (abs(math.log(s / ideal)) if log else abs(s - ideal), s))
 
 
-def check_test_size_function(fn) -> None:
+def check_test_size_function(fn: Callable[[str, int, Sequence[int]], int]) -> None:
     """Check ``fn(split, train_size, candidates) -> size``: the test resolution that undoes a scale shift."""
     cases = [("test", 32, (16, 24, 32, 48, 64)), ("test-small", 32, (16, 24, 32, 48, 64, 96)),
              ("test-large", 32, (16, 24, 32, 48, 64)), ("test-small", 24, (24, 32, 48, 64)),
-             ("test-large", 48, (16, 24, 32, 40, 48)), ("test-small", 32, (24, 32, 40))]
+             ("test-large", 48, (16, 24, 32, 40, 48)), ("test-small", 32, (24, 32, 40)),
+             # Close calls: arithmetic centres pick 76 here, and differences of sizes pick 16 below.
+             ("test-small", 32, (72, 74, 76, 78)), ("test-large", 64, (16, 48))]
     for split, train_size, candidates in cases:
         expected = _reference_test_size(split, train_size, candidates)
         got = _call(fn, split, train_size, candidates)
         if got != expected:
             hint = "an object of fraction f is f * s pixels at test size s; match the training objects' pixels"
-            if split == "test-small" and got < train_size or split == "test-large" and got > train_size:
+            if (split == "test-small" and got < train_size) or (split == "test-large" and got > train_size):
                 hint = "the wrong way round: small objects need a LARGER test image to look like the training objects"
+            elif got == _reference_test_size(split, train_size, candidates, geometric=False):
+                hint = "use the geometric centre sqrt(low * high) of each fraction range, not (low + high) / 2"
+            elif got == _reference_test_size(split, train_size, candidates, log=False):
+                hint = "compare sizes on a log scale, abs(log(size / ideal)): 2x too large is as bad as 2x too small"
             raise AssertionError(f"for {split!r} trained at {train_size} px, choosing from {candidates}, "
                                  f"the matching test size is {expected}, your function says {got!r}; {hint}")
     _ok(f"your rule picks the matching test resolution in {len(cases)} cases "
         f"(test-small trained at 32 px -> {_reference_test_size('test-small', 32, (16, 24, 32, 48, 64, 96))} px)")
 
 
-def check_average_softmax_function(fn, model, images, sizes) -> None:
-    """Check ``fn(model, images, sizes)`` against :class:`tutorial_lib.multiscale.MultiScaleTTA`."""
+def check_average_softmax_function(
+    fn: Callable[[nn.Module, Tensor, Sequence[int]], Tensor], model: nn.Module, images: Tensor, sizes: Sequence[int]
+) -> None:
+    """Check ``fn(model, images, sizes)`` against :class:`tutorial_lib.multiscale.MultiScaleTTA`.
+
+    ``fn`` and the reference run with ``model`` in eval mode; the model is put back in the mode it
+    had afterwards. They then run once more with a small stand-in classifier whose logits depend
+    strongly on the input resolution: a model whose outputs hardly change with the size (an
+    untrained one, say) cannot tell one size's softmax, or the softmax of averaged logits, from the
+    average of the softmaxes.
+    """
     import torch
+    from torch import nn
 
     from tutorial_lib.multiscale import MultiScaleTTA
 
-    model.eval()
-    with torch.no_grad():
-        got = _call(fn, model, images, sizes)
-        expected = MultiScaleTTA(model, sizes).eval()(images).softmax(dim=1)
-        single = [MultiScaleTTA(model, [s]).eval()(images).softmax(dim=1) for s in sizes]
-    if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
-        raise AssertionError(f"return a tensor of shape {tuple(expected.shape)} (images x classes), "
-                             f"got {getattr(got, 'shape', type(got).__name__)}")
-    if torch.allclose(got.sum(dim=1), torch.ones(len(got)), atol=1e-4) is False:
-        raise AssertionError("each row should be a probability distribution (sum 1): average softmax outputs, not logits")
-    if not torch.allclose(got, expected, atol=1e-5):
-        if any(torch.allclose(got, s, atol=1e-5) for s in single):
-            raise AssertionError("that is one resolution's softmax; average over every size in `sizes`")
-        raise AssertionError("not quite: resize the batch to each size (tutorial_lib.multiscale.resize_batch), "
-                             "take the softmax of the model's logits, and average the probabilities")
+    class SizeDependent(nn.Module):
+        """Three logits from the image's mean brightness and its side: every resolution disagrees."""
+
+        def forward(self, x: Tensor) -> Tensor:
+            brightness = x.mean(dim=(1, 2, 3))
+            side = torch.full_like(brightness, x.shape[-1] / 16)
+            return torch.stack([2 * brightness, 3 * side - brightness, brightness**2 - 2 * side], dim=1)
+
+    for net in (model, SizeDependent()):
+        modes = {m: m.training for m in net.modules()}
+        try:
+            net.eval()
+            with torch.no_grad():
+                got = _call(fn, net, images, sizes)
+                expected = MultiScaleTTA(net, sizes).eval()(images).softmax(dim=1)
+                single = [MultiScaleTTA(net, [s]).eval()(images).softmax(dim=1) for s in sizes]
+        finally:
+            _restore_modes(modes)
+        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            raise AssertionError(f"return a tensor of shape {tuple(expected.shape)} (images x classes), "
+                                 f"got {getattr(got, 'shape', type(got).__name__)}")
+        got = got.to(expected.device, expected.dtype)
+        if not torch.allclose(got.sum(dim=1), torch.ones(len(got), device=got.device), atol=1e-4):
+            raise AssertionError("each row should be a probability distribution (sum 1): average softmax outputs, not logits")
+        if not torch.allclose(got, expected, atol=1e-5):
+            if any(torch.allclose(got, s, atol=1e-5) for s in single):
+                raise AssertionError("that is one resolution's softmax; average over every size in `sizes`")
+            raise AssertionError("not quite: resize the batch to each size (tutorial_lib.multiscale.resize_batch), "
+                                 "take the softmax of the model's logits, and average the probabilities")
     _ok(f"your average over {list(sizes)} px equals MultiScaleTTA's to within 1e-5")

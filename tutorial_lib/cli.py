@@ -23,27 +23,49 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0 if report["embedded_data_offline"] else 1
 
 
-# Flags of ``train`` that override a recipe value, and where the value goes in the recipe.
+# Flags of ``train`` that override a recipe value outside its fit section, and where the value goes.
+# The fit section's flags are generated from FitConfig (``_fit_flags``).
 _TRAIN_OVERRIDES = {
     "arch": "model.arch",
     "width": "model.width",
     "norm": "model.norm",
     "image_size": "data.image_size",
     "num_samples": "data.num_samples",
-    "epochs": "fit.epochs",
-    "batch_size": "fit.batch_size",
-    "lr": "fit.lr",
-    "weight_decay": "fit.weight_decay",
-    "schedule": "fit.schedule",
-    "label_smoothing": "fit.label_smoothing",
-    "precision": "fit.precision",
-    "train_sizes": "fit.train_sizes",
-    "progressive": "fit.progressive",
     "per_scale_bn": "model.per_scale_bn",
     "test_sizes": "eval.test_sizes",
     "recalibrate_bn": "eval.recalibrate_bn",
     "seed": "seed",
 }
+
+
+def _fit_flags() -> list[tuple[str, dict[str, Any]]]:
+    """``(name, argparse options)`` for every ``FitConfig`` setting a flag can set.
+
+    ``seed`` is the recipe's top-level ``--seed``; ``augment`` is set piecewise by ``--augment-scale``
+    and ``--flip``. Every other setting gets ``--its-name``, typed from its annotation, with its help
+    and valid names from ``FitConfig``, and no default: the recipe's value holds unless the flag is given.
+    """
+    import dataclasses
+
+    from tutorial_lib.train import FitConfig
+
+    types = {"int": int, "int | None": int, "float": float, "float | None": float, "str": str,
+             "tuple[int, ...] | None": _sizes}
+    flags = []
+    for field in dataclasses.fields(FitConfig):
+        if field.name in ("seed", "augment"):
+            continue
+        options: dict[str, Any] = {"default": None, "help": field.metadata["help"]}
+        if field.type == "bool":
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = types[field.type]
+            if field.metadata.get("choices"):
+                options["choices"] = field.metadata["choices"]
+            if field.type.startswith("tuple"):
+                options["metavar"] = "S1,S2,..."
+        flags.append((field.name, options))
+    return flags
 
 
 def _sizes(text: str) -> list[int]:
@@ -55,50 +77,6 @@ def _sizes(text: str) -> list[int]:
     if not sizes or min(sizes) < 8:
         raise argparse.ArgumentTypeError(f"sizes must be integers >= 8, got {text!r}")
     return sizes
-
-
-def build_run(recipe: dict[str, Any], num_classes: int):
-    """The model a recipe describes, and the wrapper the CLI evaluates it through.
-
-    Returns ``(model, evaluated)``: ``model`` is what ``fit`` trains; ``evaluated`` is ``model``
-    itself, ``Resized(model, size)`` for one test size, or ``MultiScaleTTA(model, sizes, flip)`` for
-    several. With ``model.per_scale_bn`` every BatchNorm gets private copies per training size.
-    """
-    from tutorial_lib.models import create_model
-    from tutorial_lib.multiscale import MultiScaleTTA, Resized, convert_to_per_scale_bn
-
-    options = dict(recipe["model"])
-    per_scale_bn = options.pop("per_scale_bn", False)
-    model = create_model(options.pop("arch"), num_classes=num_classes, **options)
-    if per_scale_bn:
-        sizes = recipe["fit"].get("train_sizes")
-        if not sizes:
-            raise ValueError("per-scale BatchNorm needs train sizes: add --train-sizes, e.g. 32,48,64")
-        convert_to_per_scale_bn(model, sizes)
-    evaluation = recipe.get("eval", {})
-    test_sizes, flip = evaluation.get("test_sizes"), bool(evaluation.get("flip", False))
-    if test_sizes and (len(test_sizes) > 1 or flip):
-        return model, MultiScaleTTA(model, test_sizes, flip=flip)
-    if test_sizes:
-        return model, Resized(model, test_sizes[0])
-    return model, model
-
-
-def _recalibrated(recipe: dict[str, Any], model: Any, evaluated: Any, train_data: Any) -> Any:
-    """With ``eval.recalibrate_bn``: the evaluated network with BatchNorm statistics recomputed per test size.
-
-    Each test size (the stored image size when the recipe names none) gets a copy of ``model`` whose
-    statistics are re-estimated on training images at that size (``multiscale.recalibrated_tta``);
-    otherwise ``evaluated`` is returned unchanged.
-    """
-    evaluation = recipe.get("eval", {})
-    if not evaluation.get("recalibrate_bn"):
-        return evaluated
-    from tutorial_lib.multiscale import recalibrated_tta
-
-    sizes = evaluation.get("test_sizes") or [int(train_data[0][0].shape[-1])]
-    return recalibrated_tta(model, train_data, sizes, flip=bool(evaluation.get("flip", False)),
-                            batch_size=recipe["fit"].get("batch_size", 128), seed=recipe.get("seed", 0))
 
 
 def _scale_range(text: str) -> tuple[float, float]:
@@ -147,13 +125,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """Resolve the recipe with the flags, train, evaluate every test split, write metrics.json."""
     from tutorial_lib.data import DATASETS, load_dataset
     from tutorial_lib.env import environment_report, seed_everything
-    from tutorial_lib.recipes import get_recipe, with_overrides
+    from tutorial_lib.recipes import build_run, get_recipe, recalibrated, with_overrides
     from tutorial_lib.train import evaluate, fit
 
     try:
         if args.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {args.dataset!r}; valid datasets: {', '.join(DATASETS)}")
         overrides = {dotted: getattr(args, flag) for flag, dotted in _TRAIN_OVERRIDES.items()}
+        overrides.update({f"fit.{name}": getattr(args, name) for name, _ in _fit_flags()})
         recipe = with_overrides(get_recipe(args.recipe), overrides)
         recipe = _with_augment_flags(recipe, args.augment_scale, args.flip)
         seed = seed_everything(recipe["seed"])
@@ -180,7 +159,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 130
 
     start = time.perf_counter()
-    evaluated = _recalibrated(recipe, model, evaluated, train_data)
+    evaluated = recalibrated(recipe, model, evaluated, train_data)
     test = {}
     for split in _test_splits(args.dataset):
         data = load_dataset(args.dataset, split, **data_options)
@@ -219,27 +198,17 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoint.pt and metrics.json")
     train.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"recipe name (default: {DEFAULT_RECIPE})")
     train.add_argument("--arch", help="model architecture, e.g. resnet18 or resnet101")
-    train.add_argument("--epochs", type=int, help="training epochs")
     train.add_argument("--width", type=int, help="base channel width of the ResNet")
     train.add_argument("--image-size", type=int,
                        help="side of the stored images in pixels (the network sees --train-sizes/--test-sizes)")
     train.add_argument("--num-samples", type=int, help="images per split (fewer for a quick run)")
-    train.add_argument("--batch-size", type=int, help="images per optimizer step")
-    train.add_argument("--lr", type=float, help="peak learning rate")
-    train.add_argument("--weight-decay", type=float, help="weight decay (weights only, not biases and norm parameters)")
-    train.add_argument("--schedule", help="learning-rate schedule: onecycle, cosine, step or constant")
-    train.add_argument("--label-smoothing", type=float, help="label smoothing, 0 to switch off")
+    train.add_argument("--norm", help="normalization layer name, e.g. batch or group")
+    for name, options in _fit_flags():
+        train.add_argument("--" + name.replace("_", "-"), **options)
     train.add_argument("--augment-scale", type=_scale_range, metavar="MIN,MAX",
                        help="zoom range of the augmentation (random-resized-crop style; 1,1 = no zoom)")
     train.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                        help="random horizontal flips (off in the digit recipes: a mirrored digit is no digit)")
-    train.add_argument("--precision", choices=("fp32", "bf16", "auto"),
-                       help="training arithmetic: fp32, bf16 (mixed precision) or auto (bf16 where the hardware runs it natively)")
-    train.add_argument("--norm", help="normalization layer name, e.g. batch or group")
-    train.add_argument("--train-sizes", type=_sizes, metavar="S1,S2,...",
-                       help="train at these input sizes (one drawn per step), e.g. 32,48,64")
-    train.add_argument("--progressive", action="store_true", default=None,
-                       help="go through --train-sizes from small to large instead of drawing")
     train.add_argument("--per-scale-bn", action="store_true", default=None,
                        help="private BatchNorm statistics and affine parameters per training size (RS-Nets)")
     train.add_argument("--test-sizes", type=_sizes, metavar="S1,S2,...",

@@ -28,6 +28,10 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
+from tutorial_lib._validate import check_bool, check_int
+
+__all__ = ["count_flops", "count_parameters"]
+
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (each shared tensor counted once).
@@ -47,8 +51,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if not isinstance(trainable_only, bool):
-        raise TypeError(f"trainable_only must be a bool, got {type(trainable_only).__name__}")
+    check_bool("trainable_only", trainable_only)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
@@ -72,7 +75,9 @@ def _example_input(model: nn.Module, inputs: Tensor | int | tuple[int, ...]) -> 
             f"got {type(inputs).__name__}"
         )
     dims = (inputs, inputs) if isinstance(inputs, int) else tuple(inputs)
-    if not 2 <= len(dims) <= 4 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+    # A non-integer entry is a TypeError; a wrong count or a size below 1 a ValueError.
+    dims = tuple(check_int("inputs" if isinstance(inputs, int) else f"inputs[{i}]", d) for i, d in enumerate(dims))
+    if not 2 <= len(dims) <= 4 or any(d < 1 for d in dims):
         raise ValueError(
             f"inputs must be an image size, (H, W), (C, H, W) or (N, C, H, W) of positive ints; got {inputs!r}"
         )
@@ -119,6 +124,8 @@ def count_flops(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_bool("per_module", per_module)
+    check_bool("meta", meta)
     x = _example_input(model, inputs)
     counter = FlopCounterMode(display=False)
     # Eval mode (restored afterwards): BatchNorm then accepts a batch of one 1x1 map, and nothing

@@ -36,18 +36,23 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
+
+from tutorial_lib._validate import check_bool, check_choice, check_int, check_number
 
 __all__ = [
     "DATASETS",
     "DATA_DIR_ENV",
     "DEFAULT_NUM_SAMPLES",
+    "DIGIT_IMAGE_SIZE_RANGE",
     "DIGIT_SPLITS",
     "GENERATOR_VERSION",
     "OBJECT_SIZE_FRACTIONS",
@@ -58,6 +63,14 @@ __all__ = [
     "default_data_dir",
     "generate_multiscale_digits",
     "load_dataset",
+    "Augment",
+    "TensorSubset",
+    "as_augment",
+    "augment_from_strength",
+    "batches",
+    "check_dataset",
+    "to_float_images",
+    "validation_split",
     "object_size_range",
     "source_digit_indices",
 ]
@@ -68,6 +81,10 @@ DATASETS: tuple[str, ...] = ("multiscale-digits", "imagenette", "cifar10")
 DIGIT_SPLITS: tuple[str, ...] = ("train", "test", "test-small", "test-large")
 """Splits of ``multiscale-digits``: one training split, an in-distribution test split with the same
 object sizes, and two scale-shifted test splits."""
+
+DIGIT_IMAGE_SIZE_RANGE: tuple[int, int] = (32, 256)
+"""Smallest and largest ``image_size`` (inclusive, pixels) of a generated ``multiscale-digits`` split,
+in :func:`load_dataset` and :func:`generate_multiscale_digits` alike."""
 
 REAL_SPLITS: tuple[str, ...] = ("train", "test")
 """Splits of the real datasets (``"test"`` is torchvision's validation/test part)."""
@@ -175,17 +192,6 @@ def _check_choice(value: Any, valid: tuple[str, ...], what: str) -> str:
     raise ValueError(f"unknown {what} {value!r}.{hint} Valid {what}s: {', '.join(valid)}")
 
 
-def _check_int(value: Any, name: str, *, minimum: int, maximum: int | None = None) -> int:
-    """Return ``value`` as an int if it is an integer in range; raise TypeError/ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    value = int(value)
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValueError(f"{name} must be >= {minimum}{upper}, got {value}")
-    return value
-
-
 def object_size_range(
     split: str = "train",
     image_size: int = 64,
@@ -195,7 +201,9 @@ def object_size_range(
 
     Args:
         split: one of :data:`DIGIT_SPLITS`.
-        image_size: side of the square images in pixels.
+        image_size: side of the square images in pixels, >= 16. Not limited to
+            :data:`DIGIT_IMAGE_SIZE_RANGE`: it may be the resolution the stored images are resized
+            to for testing (notebook 07 tabulates the object sizes at 16 and 24 px).
         fractions: ``(low, high)`` fractions of ``image_size`` to use instead of the split's
             :data:`OBJECT_SIZE_FRACTIONS` entry.
 
@@ -204,16 +212,24 @@ def object_size_range(
         range.
 
     Raises:
-        ValueError: for an unknown split, or a range that holds no whole pixel size of at least 4 px.
+        TypeError: for a split, ``image_size`` or ``fractions`` of the wrong type.
+        ValueError: for an unknown split, ``image_size`` below 16, ``fractions`` that are not two
+            numbers with ``0 < low <= high <= 1``, or a range that holds no whole pixel size of at
+            least 4 px.
     """
     split = _check_choice(split, DIGIT_SPLITS, "split")
-    image_size = _check_int(image_size, "image_size", minimum=16)
+    image_size = check_int("image_size", image_size, minimum=16)
     if fractions is None:
         fractions = OBJECT_SIZE_FRACTIONS[split]
     try:
-        low, high = (float(f) for f in fractions)
-    except (TypeError, ValueError):
-        raise TypeError(f"object_size must be a pair of floats (low, high), got {fractions!r}") from None
+        values = tuple(fractions) if not isinstance(fractions, (str, bytes)) else None
+    except TypeError:  # not iterable
+        values = None
+    if values is None:
+        raise TypeError(f"object_size must be a pair of floats (low, high), got {type(fractions).__name__} ({fractions!r})")
+    if len(values) != 2:
+        raise ValueError(f"object_size must be a pair of floats (low, high), got {len(values)} values: {fractions!r}")
+    low, high = (check_number(f"object_size[{i}]", value) for i, value in enumerate(values))
     if not 0.0 < low <= high <= 1.0:
         raise ValueError(f"object_size fractions must satisfy 0 < low <= high <= 1, got {fractions!r}")
     # The 1e-9 keeps an exact product such as 0.25 * 64 = 16 inside the range despite float error.
@@ -460,11 +476,11 @@ def generate_multiscale_digits(
         TypeError: for a non-integer ``seed``, ``image_size`` or ``num_samples``.
     """
     split = _check_choice(split, DIGIT_SPLITS, "split")
-    seed = _check_int(seed, "seed", minimum=0)
-    image_size = _check_int(image_size, "image_size", minimum=32, maximum=256)
+    seed = check_int("seed", seed, minimum=0)
+    image_size = check_int("image_size", image_size, minimum=DIGIT_IMAGE_SIZE_RANGE[0], maximum=DIGIT_IMAGE_SIZE_RANGE[1])
     if num_samples is None:
         num_samples = DEFAULT_NUM_SAMPLES[split]
-    num_samples = _check_int(num_samples, "num_samples", minimum=1)
+    num_samples = check_int("num_samples", num_samples, minimum=1)
     smallest, largest = object_size_range(split, image_size, object_size)
 
     own = "train" if split == "train" else "test"
@@ -745,13 +761,12 @@ def _load_multiscale_digits(
 ) -> MultiScaleDigits:
     """Load a split from the cache under ``root``, generating (and caching) it when needed."""
     split = _check_choice(split, DIGIT_SPLITS, "split")
-    seed = _check_int(seed, "seed", minimum=0)
-    image_size = _check_int(image_size, "image_size", minimum=32, maximum=256)
+    seed = check_int("seed", seed, minimum=0)
+    image_size = check_int("image_size", image_size, minimum=DIGIT_IMAGE_SIZE_RANGE[0], maximum=DIGIT_IMAGE_SIZE_RANGE[1])
     if num_samples is None:
         num_samples = DEFAULT_NUM_SAMPLES[split]
-    num_samples = _check_int(num_samples, "num_samples", minimum=1)
-    if not isinstance(cache, bool):
-        raise TypeError(f"cache must be True or False, got {type(cache).__name__}")
+    num_samples = check_int("num_samples", num_samples, minimum=1)
+    check_bool("cache", cache)
     if transform is not None and not callable(transform):
         raise TypeError(f"transform must be callable or None, got {type(transform).__name__}")
     pixels = object_size_range(split, image_size, object_size)
@@ -1024,8 +1039,7 @@ def load_dataset(
     """
     name = _check_choice(name, DATASETS, "dataset")
     split = _check_choice(split, DIGIT_SPLITS if name == "multiscale-digits" else REAL_SPLITS, f"{name} split")
-    if not isinstance(download, bool):
-        raise TypeError(f"download must be True or False, got {type(download).__name__}")
+    check_bool("download", download)
     unknown = sorted(set(options) - set(_OPTIONS[name]))
     if unknown:
         raise TypeError(
@@ -1035,8 +1049,344 @@ def load_dataset(
     root_path = _resolve_root(root)
     if name == "multiscale-digits":
         return _load_multiscale_digits(split, root=root_path, seed=seed, image_size=image_size, **options)
-    image_size = _check_int(image_size, "image_size", minimum=8, maximum=1024)
-    _check_int(seed, "seed", minimum=0)
+    image_size = check_int("image_size", image_size, minimum=8, maximum=1024)
+    check_int("seed", seed, minimum=0)
     if name == "cifar10":
         return _load_cifar10(split, root=root_path, image_size=image_size, download=download, **options)
     return _load_imagenette(split, root=root_path, image_size=image_size, download=download, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batches: what fit, evaluate, the range test and BatchNorm recalibration all read
+# --------------------------------------------------------------------------------------------------
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """Images as float32 in [0, 1]: uint8 pixels are divided by 255, floating ones are cast.
+
+    The embedded dataset stores uint8 (a quarter of the memory of float32); the network wants
+    floats. This is the one place the conversion happens.
+
+    Raises:
+        TypeError: if ``images`` is not a tensor.
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div_(255.0)
+    return images.float()
+
+
+def check_dataset(name: str, data: Any) -> Any:
+    """Return ``data`` if it is a non-empty map-style dataset of ``(image, label)`` items.
+
+    A bare tensor has ``__len__`` and ``__getitem__`` too, but its items are not ``(image, label)``
+    pairs, so it is refused with the fix: ``TensorDataset(images, labels)``.
+
+    Raises:
+        TypeError: for a tensor, ``None``, or anything without ``__len__``/``__getitem__``.
+        ValueError: for an empty dataset.
+    """
+    if isinstance(data, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a dataset of (image, label) pairs, got a bare tensor of shape {tuple(data.shape)}; "
+            "wrap images and labels as torch.utils.data.TensorDataset(images, labels)"
+        )
+    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__"):
+        raise TypeError(
+            f"{name} must be a map-style dataset with __len__ and __getitem__ (e.g. load_dataset(...) or "
+            f"TensorDataset(images, labels)), got {type(data).__name__}"
+        )
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty; check the split name and any subset you took")
+    return data
+
+
+def _tensor_view(data: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(images, labels)`` tensors when ``data`` exposes them whole (and has no per-item transform)."""
+    if isinstance(data, torch.utils.data.TensorDataset) and len(data.tensors) == 2:
+        return data.tensors[0], data.tensors[1]
+    images, labels = getattr(data, "images", None), getattr(data, "labels", None)
+    if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor) and len(images) == len(labels) == len(data):
+        if getattr(data, "transform", None) is None:  # a per-item transform must run through __getitem__
+            return images, labels
+    return None
+
+
+def batches(
+    data: Dataset,
+    batch_size: int,
+    device: str | torch.device = "cpu",
+    *,
+    shuffle_seed: int | None = None,
+    channels_last: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(images, labels)`` batches on ``device``: float images in [0, 1], int64 labels.
+
+    A dataset that exposes its ``images`` and ``labels`` tensors whole (``multiscale-digits``,
+    ``TensorSubset``, a two-tensor ``TensorDataset``) is batched by tensor indexing, which on a CPU
+    is many times faster than a per-item ``DataLoader``; any other map-style dataset goes through a
+    ``DataLoader`` with the same order.
+
+    Args:
+        data: a map-style dataset of ``(image, label)``.
+        batch_size: images per batch.
+        device: where the batches go.
+        shuffle_seed: ``None``: dataset order, the last short batch included (evaluation). An
+            integer: a permutation drawn from a generator seeded with it, the last incomplete
+            batch dropped so every step sees ``batch_size`` images (training; BatchNorm needs
+            more than one image).
+        channels_last: return images in the NHWC memory layout.
+
+    Raises:
+        TypeError / ValueError: for a dataset that is not one, or a bad ``batch_size``.
+    """
+    check_dataset("data", data)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    device = torch.device(device)
+    n = len(data)
+    if shuffle_seed is None:
+        order, stop = torch.arange(n), n
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
+        stop = max(1, n // batch_size) * batch_size if n >= batch_size else n
+    tensors = _tensor_view(data)
+    if tensors is None:
+        loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=order[:stop].tolist(), num_workers=0)
+        chunks = iter(loader)
+    else:
+        chunks = ((tensors[0][idx], tensors[1][idx]) for idx in order[:stop].split(batch_size))
+    for images, labels in chunks:
+        images = to_float_images(images.to(device, non_blocking=True))
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        yield images, torch.as_tensor(labels).to(device=device, dtype=torch.long, non_blocking=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# A validation split by source digit
+# --------------------------------------------------------------------------------------------------
+
+
+class TensorSubset(Dataset):
+    """Some items of a tensor-backed dataset, still exposing ``images``/``labels`` for fast batching.
+
+    ``batches`` indexes a dataset's tensors directly when it exposes ``images`` and ``labels``
+    (much faster on a CPU than ``torch.utils.data.Subset``'s per-item path); this keeps that, plus
+    ``object_sizes``, ``digit_indices`` and ``classes`` when the parent has them.
+
+    Args:
+        dataset: a dataset with ``images`` (N, C, H, W) and ``labels`` (N,) tensors.
+        indices: which items to keep (a 1-D integer or boolean tensor).
+    """
+
+    def __init__(self, dataset: Dataset, indices: torch.Tensor) -> None:
+        images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise TypeError(f"{type(dataset).__name__} does not expose .images and .labels tensors; use torch.utils.data.Subset")
+        indices = torch.as_tensor(indices)
+        self.images = images[indices]
+        self.labels = labels[indices]
+        for name in ("object_sizes", "digit_indices"):
+            value = getattr(dataset, name, None)
+            setattr(self, name, None if value is None else torch.as_tensor(value)[indices])
+        self.classes = list(getattr(dataset, "classes", None) or [str(c) for c in range(int(labels.max()) + 1)])
+        self.split = getattr(dataset, "split", None)
+        self.image_size = getattr(dataset, "image_size", None)
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return to_float_images(self.images[index]), int(self.labels[index])
+
+    def __repr__(self) -> str:
+        return f"TensorSubset({len(self)} items of {self.split or 'a dataset'})"
+
+
+def validation_split(dataset: Dataset, fraction: float = 0.2, *, by: str = "source", seed: int = 0) -> tuple[TensorSubset, TensorSubset]:
+    """Split a training set into a training part and a held-out validation part.
+
+    Tuning on the test split would make the test accuracy an optimistic, tuned number; the
+    validation set must come from the training data. With ``by="source"`` the validation part holds
+    every image drawn from the last ``fraction`` of the training split's *source digits* (the
+    handwritten digits of ``multiscale-digits``), so it measures what the test split measures,
+    generalization to digits never seen in training, without touching a test digit. The cut is
+    contiguous, as the train/test cut of the generator is (neighbouring rows are likelier to share
+    a writer), and does not depend on the seed.
+
+    Args:
+        dataset: a training split exposing ``images`` and ``labels`` (and ``digit_indices`` for
+            ``by="source"``), e.g. ``load_dataset("multiscale-digits", "train")``.
+        fraction: share of the source digits (``by="source"``) or of the images (``by="item"``)
+            held out, in (0, 1).
+        by: ``"source"`` (by source digit) or ``"item"`` (a random permutation of the images,
+            for datasets without source ids).
+        seed: seeds the permutation of ``by="item"``.
+
+    Returns:
+        ``(train_part, val_part)``, two ``TensorSubset``.
+
+    Raises:
+        ValueError: for a fraction outside (0, 1), an unknown ``by``, or a split that leaves a part empty.
+        TypeError: if the dataset lacks the tensors the chosen ``by`` needs.
+    """
+    check_number("fraction", fraction, minimum=0.0, maximum=1.0, min_inclusive=False, max_inclusive=False)
+    check_choice("by", by, ("source", "item"))
+    seed = check_int("seed", seed, minimum=0)
+    n = len(check_dataset("dataset", dataset))
+    if by == "source":
+        sources = getattr(dataset, "digit_indices", None)
+        if sources is None:
+            raise TypeError(f"{type(dataset).__name__} has no digit_indices; use by='item' for a random split")
+        sources = torch.as_tensor(sources)
+        unique = torch.unique(sources)
+        cut = unique[len(unique) - max(1, round(fraction * len(unique)))]
+        held = sources >= cut
+    else:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        held = torch.zeros(n, dtype=torch.bool)
+        held[order[: max(1, round(fraction * n))]] = True
+    if held.all() or not held.any():
+        raise ValueError(f"fraction={fraction} leaves an empty part of {n} items; use a fraction nearer 0.2")
+    return TensorSubset(dataset, (~held).nonzero().flatten()), TensorSubset(dataset, held.nonzero().flatten())
+
+
+# --------------------------------------------------------------------------------------------------
+# Augmentation of whole batches
+# --------------------------------------------------------------------------------------------------
+
+
+# Control points per side of Augment's elastic displacement field.
+_ELASTIC_GRID = 8
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random translation and zoom applied to whole batches on the training device.
+
+    Each image gets its own shift and zoom, drawn from a generator seeded by ``fit`` from
+    ``(seed, epoch, step)``, and is resampled once with ``F.affine_grid`` + ``F.grid_sample``
+    (bilinear, reflection padding, so the photo background continues past the edge instead of a
+    black border the network could learn to exploit).
+
+    Horizontal flips are off by default, on purpose: a mirrored digit is not the same digit (a
+    flipped 2, 3, 4, 5, 7 or 9 is a glyph no one writes), so a flip would teach the network to accept
+    shapes that never occur and blur the difference between classes. Flips suit natural photos
+    (ImageNet, CIFAR-10), not characters; ``flip=True`` turns them on.
+
+    Args:
+        max_shift: largest translation, as a fraction of the image side (0.1 = up to 10% each way).
+        scale: ``(low, high)`` range of the zoom factor, drawn log-uniformly; ``(1.0, 1.0)`` keeps the
+            object size. A zoom above 1 enlarges the object. Scale augmentation is one of the
+            multi-scale training tools of notebook 07, so the CPU baseline leaves it off. This is
+            the scale range of a random-resized crop expressed as a zoom: a crop covering a
+            fraction ``a`` of the image area, resized back to full size, is a zoom of ``1/sqrt(a)``
+            (zooms below 1 show more than the image, the border filled by reflection).
+        rotate: largest rotation in degrees, each way (square images). Handwriting slants from
+            writer to writer, so a few degrees of rotation are a plausible variation of a digit
+            (the classic elastic/affine distortions of Simard et al. 2003, sec 2); large angles are
+            not (a 6 turned by 180 degrees is a 9).
+        flip: mirror each image left-right with probability 1/2 (off by default; see above).
+        elastic: largest displacement of a smooth random warp, as a fraction of the image side
+            (0 switches it off). Each image gets its own displacement field: uniform random
+            vectors on an 8 x 8 grid of control points, interpolated bicubically to every pixel.
+            A cheap variant of the elastic distortion of Simard et al. (2003, sec 2), which made
+            new "handwriting" out of MNIST's training digits by smoothing a per-pixel random field
+            with a Gaussian; here the coarse control grid does the smoothing, so strokes bend
+            without tearing. ``0.03`` moves a pixel of a 32-px image by up to about 1 pixel.
+    """
+
+    max_shift: float = 0.1
+    scale: tuple[float, float] = (1.0, 1.0)
+    rotate: float = 0.0
+    flip: bool = False
+    elastic: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_number("max_shift", self.max_shift, minimum=0.0, maximum=1.0, max_inclusive=False)
+        if isinstance(self.scale, (str, bytes)) or not isinstance(self.scale, Sequence) or len(self.scale) != 2:
+            raise TypeError(f"scale must be a (low, high) pair of zoom factors such as (0.8, 1.25), got {self.scale!r}")
+        low = check_number("scale[0]", self.scale[0], minimum=0.0, min_inclusive=False)
+        high = check_number("scale[1]", self.scale[1], minimum=low)
+        check_number("rotate", self.rotate, minimum=0.0, maximum=45.0)
+        check_bool("flip", self.flip)
+        check_number("elastic", self.elastic, minimum=0.0, maximum=0.25)
+        object.__setattr__(self, "scale", (low, high))
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Augment a batch ``(N, C, H, W)``; parameters come from the CPU ``generator``."""
+        n = images.shape[0]
+        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * self.max_shift * 2  # grid spans [-1, 1]
+        low, high = math.log(self.scale[0]), math.log(self.scale[1])
+        zoom = torch.exp(low + (high - low) * torch.rand(n, generator=generator))
+        angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(self.rotate)
+        # affine_grid maps output coordinates to input ones: sampling a window 1/zoom as wide enlarges.
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        theta = torch.zeros(n, 2, 3)
+        theta[:, 0, 0] = cos
+        theta[:, 0, 1] = -sin
+        theta[:, 1, 0] = sin
+        theta[:, 1, 1] = cos
+        theta[:, :, 2] = shift
+        if self.flip:  # drawn last, so that flip=False leaves the other draws unchanged
+            mirrored = torch.rand(n, generator=generator) < 0.5
+            theta[mirrored, :, 0] *= -1  # output x -> input -x: a left-right mirror
+        theta = theta.to(device=images.device, dtype=images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
+            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
+            field = F.interpolate(control.to(device=images.device, dtype=images.dtype), size=images.shape[-2:],
+                                  mode="bicubic", align_corners=True)
+            field = field.clamp(-2 * self.elastic, 2 * self.elastic)  # bicubic can overshoot its control values
+            grid = grid + field.permute(0, 2, 3, 1)  # (N, H, W, 2) offsets in grid units (the side spans 2)
+        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_shift": self.max_shift, "scale": list(self.scale), "rotate": self.rotate, "flip": self.flip,
+                "elastic": self.elastic}
+
+
+def as_augment(augment: Augment | dict | bool | None) -> Augment | None:
+    """The ``Augment`` that ``fit(augment=...)`` means: ``None``/``False`` none, ``True`` the defaults,
+    a dict of ``Augment``'s options, or an ``Augment`` as it is.
+
+    Raises:
+        TypeError / ValueError: for another type, an unknown option, or a bad option value.
+    """
+    if augment is None or augment is False:
+        return None
+    if augment is True:
+        return Augment()
+    if isinstance(augment, Augment):
+        return augment
+    if isinstance(augment, dict):
+        valid = ("max_shift", "scale", "rotate", "flip", "elastic")
+        unknown = sorted(set(augment) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown augment option(s) {unknown}; valid options: {', '.join(valid)}")
+        return Augment(**augment)
+    raise TypeError(f"augment must be None, a bool, a dict or an Augment, got {type(augment).__name__}")
+
+
+def augment_from_strength(strength: float, *, flip: bool = False) -> Augment | None:
+    """One number for the strength of the augmentation: shift, zoom and rotation grow together.
+
+    Tuning one magnitude instead of each operation's own range keeps a search small; RandAugment
+    (Cubuk et al. 2020, sec 3) does the same with its global magnitude M. At strength ``s``:
+    shifts up to ``0.15 s`` of the side, zoom in ``[1 / (1 + 0.3 s), 1 + 0.3 s]`` (a random-resized
+    crop's scale range, as a zoom) and rotations up to ``15 s`` degrees (a slant writers produce).
+
+    Args:
+        strength: 0 (no augmentation) to 1.
+        flip: add random horizontal flips (leave off for digits: a mirrored digit is no digit).
+
+    Returns:
+        An ``Augment``, or ``None`` for strength 0 without flips.
+    """
+    check_number("strength", strength, minimum=0.0, maximum=1.0)
+    check_bool("flip", flip)
+    if strength == 0 and not flip:
+        return None
+    zoom = 1.0 + 0.3 * strength
+    return Augment(max_shift=0.15 * strength, scale=(1.0 / zoom, zoom), rotate=15.0 * strength, flip=flip)

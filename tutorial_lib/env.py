@@ -11,11 +11,24 @@ import importlib
 import os
 import platform
 import random
-import sys
 from typing import Any
 
 import numpy as np
 import torch
+
+from tutorial_lib._validate import check_bool, check_int
+
+__all__ = [
+    "DEVICE_ENV_VAR",
+    "DEVICE_KINDS",
+    "choose_device",
+    "embedded_data_offline",
+    "environment_report",
+    "format_report",
+    "seed_everything",
+    "set_threads",
+    "supports_bf16",
+]
 
 #: Environment variable that overrides the automatic device choice (``cuda``, ``mps`` or ``cpu``).
 DEVICE_ENV_VAR = "TUTORIAL_DEVICE"
@@ -36,14 +49,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> int:
         The seed, so a notebook can print what it used.
 
     Raises:
-        TypeError: if ``seed`` is not an integer.
+        TypeError: if ``seed`` is not an integer or ``deterministic`` not a bool.
         ValueError: if ``seed`` is negative or too large for NumPy.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__}; pass e.g. seed_everything(0)")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    seed = int(seed)
+    seed = check_int("seed", seed, minimum=0, maximum=2**32 - 1)
+    check_bool("deterministic", deterministic)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # seeds the CPU and every CUDA device
@@ -72,8 +82,11 @@ def choose_device(device: str | torch.device | None = None) -> torch.device:
         The ``torch.device`` to use.
 
     Raises:
+        TypeError: if ``device`` is not a string, a ``torch.device`` or ``None``.
         ValueError: if the requested kind is unknown or not available on this machine.
     """
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda:0', a torch.device or None, got {type(device).__name__}")
     source = "argument"
     if device is None:
         device = os.environ.get(DEVICE_ENV_VAR) or None
@@ -107,12 +120,11 @@ def set_threads(num_threads: int | None = None) -> int:
             the number of physical cores).
 
     Raises:
+        TypeError: if ``num_threads`` is not an integer or ``None``.
         ValueError: if ``num_threads`` is not positive.
     """
     if num_threads is not None:
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-            raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-        torch.set_num_threads(num_threads)
+        torch.set_num_threads(check_int("num_threads", num_threads, minimum=1))
     return torch.get_num_threads()
 
 
@@ -152,8 +164,8 @@ def embedded_data_offline() -> tuple[bool, str]:
     bundled photos; both ship inside the pip packages, so this only fails on a broken install.
     """
     try:
-        from sklearn.datasets import load_digits
         from skimage import data as skdata
+        from sklearn.datasets import load_digits
 
         digits = load_digits()
         photo = skdata.astronaut()
@@ -200,11 +212,3 @@ def format_report(report: dict[str, Any] | None = None) -> str:
     width = max(len(k) for k in report)
     return "\n".join(f"{k:<{width}} : {v}" for k, v in report.items())
 
-
-def check_python(minimum: tuple[int, int] = (3, 10)) -> None:
-    """Raise a clear error when Python is older than the series supports."""
-    if sys.version_info[:2] < minimum:
-        raise RuntimeError(
-            f"Python {platform.python_version()} is too old; this series needs Python "
-            f"{minimum[0]}.{minimum[1]} or newer"
-        )

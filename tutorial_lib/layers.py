@@ -19,22 +19,28 @@ arguments, so blocks built from them have torchvision's parameter shapes.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from tutorial_lib._validate import check_bool, check_int
+
+__all__ = [
+    "SHORTCUT_NAMES",
+    "MeasuredField",
+    "ReceptiveField",
+    "conv1x1",
+    "conv3x3",
+    "conv_output_size",
+    "format_receptive_fields",
+    "measure_receptive_field",
+    "receptive_field",
+]
+
 IntOrPair = int | Sequence[int]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum``, else raise a clear error."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def conv3x3(
@@ -60,11 +66,11 @@ def conv3x3(
         TypeError: If an argument is not an int.
         ValueError: If an argument is out of range or channels are not divisible by ``groups``.
     """
-    _check_int("in_planes", in_planes, 1)
-    _check_int("out_planes", out_planes, 1)
-    _check_int("stride", stride, 1)
-    _check_int("groups", groups, 1)
-    _check_int("dilation", dilation, 1)
+    in_planes = check_int("in_planes", in_planes, minimum=1)
+    out_planes = check_int("out_planes", out_planes, minimum=1)
+    stride = check_int("stride", stride, minimum=1)
+    groups = check_int("groups", groups, minimum=1)
+    dilation = check_int("dilation", dilation, minimum=1)
     if in_planes % groups or out_planes % groups:
         raise ValueError(
             f"in_planes ({in_planes}) and out_planes ({out_planes}) must both be divisible by "
@@ -101,9 +107,9 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
         TypeError: If an argument is not an int.
         ValueError: If an argument is out of range.
     """
-    _check_int("in_planes", in_planes, 1)
-    _check_int("out_planes", out_planes, 1)
-    _check_int("stride", stride, 1)
+    in_planes = check_int("in_planes", in_planes, minimum=1)
+    out_planes = check_int("out_planes", out_planes, minimum=1)
+    stride = check_int("stride", stride, minimum=1)
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
@@ -117,8 +123,8 @@ def _as_tuple(name: str, value: object, ndim: int, minimum: int) -> tuple[int, .
     if isinstance(value, (list, tuple)):
         if len(value) != ndim:
             raise ValueError(f"{name} has {len(value)} entries but the size has {ndim}: {value!r}")
-        return tuple(_check_int(f"{name}[{i}]", v, minimum) for i, v in enumerate(value))
-    return (_check_int(name, value, minimum),) * ndim
+        return tuple(check_int(f"{name}[{i}]", v, minimum=minimum) for i, v in enumerate(value))
+    return (check_int(name, value, minimum=minimum),) * ndim
 
 
 def _output_length(
@@ -180,8 +186,7 @@ def conv_output_size(
         >>> conv_output_size(224, kernel_size=7, stride=2, padding=3)
         112
     """
-    if not isinstance(ceil_mode, bool):
-        raise TypeError(f"ceil_mode must be a bool, got {type(ceil_mode).__name__}")
+    check_bool("ceil_mode", ceil_mode)
     args = (size, kernel_size, stride, padding, dilation)
     sequences = [a for a in args if isinstance(a, (list, tuple))]
     ndim = len(sequences[0]) if sequences else 1
@@ -360,13 +365,15 @@ def receptive_field(
         model's output.
 
     Raises:
-        TypeError: If ``model`` is not a module or sequence of modules, or contains a layer whose
-            geometry this recurrence cannot model (transposed convolution, upsampling, ...), or a
+        TypeError: If ``axis`` is not an int, ``model`` is not a module or sequence of modules, or
+            it contains a layer whose geometry this recurrence cannot model (transposed
+            convolution, upsampling, ...), or a
             multi-branch block whose conv/pool layers sit in an ``nn.ModuleList``/``nn.ModuleDict``
             (Res2Net): use :func:`measure_receptive_field` for those.
         ValueError: If ``axis`` is not 0 or 1, or no conv/pool layer is found.
     """
-    if axis not in (0, 1) or isinstance(axis, bool):
+    axis = check_int("axis", axis)
+    if axis not in (0, 1):
         raise ValueError(f"axis must be 0 (height) or 1 (width), got {axis!r}")
     if isinstance(model, nn.Module):
         leaves = list(_walk(model, ""))
@@ -444,6 +451,16 @@ def format_receptive_fields(rows: Sequence[ReceptiveField]) -> str:
     return "\n".join(lines)
 
 
+def _height_width(name: str, value: object, minimum: int = 1) -> tuple[int, int]:
+    """A pair of ints from an int (used twice, e.g. a square's sides) or a pair, each ``>= minimum``."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {len(value)} entries: {value!r}")
+        return check_int(f"{name}[0]", value[0], minimum=minimum), check_int(f"{name}[1]", value[1], minimum=minimum)
+    side = check_int(name, value, minimum=minimum)
+    return side, side
+
+
 class MeasuredField(NamedTuple):
     """Bounding box of the input pixels one output pixel depends on (:func:`measure_receptive_field`)."""
 
@@ -483,21 +500,23 @@ def measure_receptive_field(
         A :class:`MeasuredField` with the bounding box's height, width, top row and left column.
 
     Raises:
-        TypeError: If ``model`` is not a module.
+        TypeError: If ``model`` is not a module, or a size, ``position``, ``trials`` or ``seed`` is not
+            an int (or a pair of ints).
         ValueError: If the sizes are invalid, the output is not 4-D, or ``position`` is outside it.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    height, width = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
-    _check_int("input height", height, 1)
-    _check_int("input width", width, 1)
-    _check_int("trials", trials, 1)
+    height, width = _height_width("input_size", input_size)
+    trials = check_int("trials", trials, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    if position is not None:
+        position = _height_width("position", position, minimum=0)
     if in_channels is None:
         first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
         if first_conv is None:
             raise ValueError("model has no Conv2d to take in_channels from; pass in_channels")
         in_channels = first_conv.in_channels
-    _check_int("in_channels", in_channels, 1)
+    in_channels = check_int("in_channels", in_channels, minimum=1)
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")

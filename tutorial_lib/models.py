@@ -20,13 +20,34 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from tutorial_lib._validate import check_bool, check_choice, check_int
 from tutorial_lib.blocks import STRIDE_IN_NAMES, BasicBlock, Bottleneck, Res2NetBottleneck, projection
+from tutorial_lib.layers import _height_width
 from tutorial_lib.norm import get_norm_layer
+
+__all__ = [
+    "ARCH_NAMES",
+    "OPTION_NAMES",
+    "STEM_NAMES",
+    "ResNet",
+    "create_model",
+    "infer_options",
+    "load_weights",
+    "res2net50_26w_4s",
+    "res2net101_26w_4s",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "stage_shapes",
+]
 
 Block = type[BasicBlock] | type[Bottleneck] | type[Res2NetBottleneck]
 
@@ -57,14 +78,6 @@ ARCH_NAMES: tuple[str, ...] = tuple(_ARCHS)
 
 OPTION_NAMES = ("width", "stem", "norm", "zero_init_residual", "stride_in", "in_channels")
 """Keyword options every builder accepts besides ``num_classes``."""
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 @torch.fx.wrap
@@ -127,24 +140,17 @@ class ResNet(nn.Module):
             raise TypeError(f"block must be BasicBlock, Bottleneck or Res2NetBottleneck, got {block!r}")
         if block_args is not None and not isinstance(block_args, dict):
             raise TypeError(f"block_args must be a dict of block keyword arguments, got {type(block_args).__name__}")
-        if not isinstance(layers, (list, tuple)) or len(layers) != 4:
+        if not isinstance(layers, (list, tuple)):
+            raise TypeError(f"layers must be a list or tuple of 4 block counts, e.g. (3, 4, 23, 3); got {type(layers).__name__}")
+        if len(layers) != 4:
             raise ValueError(f"layers must list the blocks of the 4 stages, e.g. (3, 4, 23, 3); got {layers!r}")
-        for i, count in enumerate(layers):
-            _check_int(f"layers[{i}]", count, 1)
-        _check_int("num_classes", num_classes, 1)
-        _check_int("width", width, 1)
-        _check_int("in_channels", in_channels, 1)
-        if stem not in STEM_NAMES:
-            raise ValueError(
-                f"unknown stem {stem!r}; valid names are {', '.join(repr(n) for n in STEM_NAMES)}"
-            )
-        if stride_in not in STRIDE_IN_NAMES:
-            raise ValueError(
-                f"unknown stride_in {stride_in!r}; valid names are "
-                f"{', '.join(repr(n) for n in STRIDE_IN_NAMES)}"
-            )
-        if not isinstance(zero_init_residual, bool):
-            raise TypeError(f"zero_init_residual must be a bool, got {type(zero_init_residual).__name__}")
+        layers = tuple(check_int(f"layers[{i}]", count, minimum=1) for i, count in enumerate(layers))
+        num_classes = check_int("num_classes", num_classes, minimum=1)
+        width = check_int("width", width, minimum=1)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        check_choice("stem", stem, STEM_NAMES)
+        check_choice("stride_in", stride_in, STRIDE_IN_NAMES)
+        check_bool("zero_init_residual", zero_init_residual)
         norm_layer = get_norm_layer(norm)
 
         # Plain attributes (not in the state_dict): what the model was built with.
@@ -236,17 +242,8 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_input(x, self.in_channels)
-        x = self.conv1(x)
-        x = self.bn1(x)
-        x = self.relu(x)
-        x = self.maxpool(x)
-
-        x = self.layer1(x)
-        x = self.layer2(x)
-        x = self.layer3(x)
-        x = self.layer4(x)
-
+        """Logits ``(N, num_classes)``: the features, global average pooling, the classifier."""
+        x = self.forward_features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
         x = self.fc(x)
@@ -277,10 +274,10 @@ def create_model(arch: str, *, num_classes: int = 1000, **options: Any) -> ResNe
     Raises:
         ValueError: If ``arch`` is unknown (the message lists the valid names) or an option is
             invalid.
-        TypeError: If an option name is unknown.
+        TypeError: If ``arch`` is not a string, an option name is unknown, or an option has the
+            wrong type.
     """
-    if arch not in _ARCHS:
-        raise ValueError(f"unknown arch {arch!r}; valid names are {', '.join(ARCH_NAMES)}")
+    check_choice("arch", arch, ARCH_NAMES)
     _check_options(options)
     block, layers = _ARCHS[arch]
     return ResNet(block, layers, num_classes, block_args=_BLOCK_ARGS.get(arch), **options)
@@ -341,7 +338,7 @@ def res2net101_26w_4s(*, num_classes: int = 1000, **options: Any) -> ResNet:
 
 def stage_shapes(
     model: nn.Module, image_size: int | tuple[int, int], *, batch_size: int = 1
-) -> "OrderedDict[str, tuple[int, ...]]":
+) -> OrderedDict[str, tuple[int, ...]]:
     """Output shape of each top-level child (``conv1`` ... ``layer4``, ``avgpool``, ``fc``).
 
     Runs one forward pass with every parameter, buffer and the input swapped for storage-free
@@ -362,10 +359,8 @@ def stage_shapes(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    _check_int("image height", height, 1)
-    _check_int("image width", width, 1)
-    _check_int("batch_size", batch_size, 1)
+    height, width = _height_width("image_size", image_size)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     if first_conv is None:
         raise ValueError("model has no Conv2d layer, so the input channels are unknown")
@@ -416,21 +411,58 @@ def _extract_state_dict(checkpoint: Any, path: str) -> dict[str, Tensor]:
     return dict(checkpoint)
 
 
-def infer_options(state_dict: dict[str, Tensor]) -> dict[str, Any]:
-    """Guess the builder and options that produce a ResNet state_dict's keys and shapes.
+def _res2net_block_args(state_dict: Mapping[str, Tensor]) -> dict[str, int] | None:
+    """``scale`` (and ``base_width`` when the shapes pin it down) of Res2Net blocks; ``None`` if not Res2Net.
+
+    A Res2NetBottleneck keeps ``scale - 1`` 3x3 convolutions in ``convs`` (keys ``layerN.M.convs.i``),
+    each ``floor(planes * base_width / 64)`` channels wide, where ``planes`` is the block's output
+    (``conv3``) divided by 4.
+    """
+    prefix = "layer1.0.convs."
+    convs = {key[len(prefix):].split(".")[0] for key in state_dict if key.startswith(prefix)}
+    convs = {int(i) for i in convs if i.isdigit()}
+    if not convs:
+        return None
+    scale = max(convs) + 2
+    stages = []  # (planes, channels per group) of each stage's first block
+    for stage in range(1, 5):
+        group = state_dict.get(f"layer{stage}.0.convs.0.weight")
+        out = state_dict.get(f"layer{stage}.0.conv3.weight")
+        if isinstance(group, Tensor) and isinstance(out, Tensor) and group.dim() == out.dim() == 4:
+            stages.append((int(out.shape[0]) // Res2NetBottleneck.expansion, int(group.shape[0])))
+    if not stages:
+        return {"scale": scale}
+    planes, group = stages[0]
+    # The base widths with floor(planes * base_width / 64) == group; a named architecture's first.
+    candidates = range(-(-group * 64 // planes), -(-(group + 1) * 64 // planes))
+    named = {args["base_width"] for args in _BLOCK_ARGS.values()}
+    for base_width in sorted(candidates, key=lambda b: (b not in named, b)):
+        if all(p * base_width // 64 == g for p, g in stages):
+            return {"base_width": base_width, "scale": scale}
+    return {"scale": scale}
+
+
+def infer_options(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
+    """Guess the builder and options that produce a ResNet or Res2Net state_dict's keys and shapes.
 
     Reads ``conv1.weight`` (width, input channels, stem), ``fc.weight`` (classes), and the
-    ``layerN.M`` keys (blocks per stage; a ``conv3`` means Bottleneck). The v1/v1.5 stride
+    ``layerN.M`` keys (blocks per stage; ``convs`` means Res2NetBottleneck, whose number and width
+    give ``scale`` and ``base_width``; otherwise a ``conv3`` means Bottleneck). The v1/v1.5 stride
     placement leaves no trace in the weights, so it cannot be inferred.
 
     Args:
-        state_dict: A ResNet state_dict.
+        state_dict: A ResNet or Res2Net state_dict.
 
     Returns:
-        A dict that may hold ``arch`` (or ``layers`` and ``block`` when no named depth matches),
-        ``num_classes``, ``width``, ``in_channels`` and ``stem``; keys that cannot be read are
-        absent.
+        A dict that may hold ``arch`` (or ``layers``, ``block`` and, for Res2Net, ``block_args``
+        when no named architecture matches), ``num_classes``, ``width``, ``in_channels`` and
+        ``stem``; keys that cannot be read are absent.
+
+    Raises:
+        TypeError: If ``state_dict`` is not a mapping.
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     found: dict[str, Any] = {}
     conv1 = state_dict.get("conv1.weight")
     if isinstance(conv1, Tensor) and conv1.dim() == 4:
@@ -453,31 +485,45 @@ def infer_options(state_dict: dict[str, Tensor]) -> dict[str, Any]:
         }
         counts.append(max(indices) + 1 if indices else 0)
     if all(counts):
-        block = Bottleneck if any(k.startswith("layer1.0.conv3.") for k in state_dict) else BasicBlock
-        match = [name for name, (b, layers) in _ARCHS.items() if b is block and tuple(counts) == layers]
+        block_args = _res2net_block_args(state_dict)
+        if block_args is not None:
+            block: Block = Res2NetBottleneck
+        elif any(k.startswith("layer1.0.conv3.") for k in state_dict):
+            block = Bottleneck
+        else:
+            block = BasicBlock
+        match = [
+            name
+            for name, (b, layers) in _ARCHS.items()
+            if b is block and tuple(counts) == layers and _BLOCK_ARGS.get(name, {}) == (block_args or {})
+        ]
         if match:
             found["arch"] = match[0]
         else:
             found["block"] = block.__name__
             found["layers"] = tuple(counts)
+            if block_args:
+                found["block_args"] = block_args
     return found
 
 
 def _suggestion(options: dict[str, Any]) -> str:
     """Render inferred options as a call learners can copy."""
     if "arch" in options:
-        call = f"tutorial_lib.models.{options['arch']}("
+        call, args = f"tutorial_lib.models.{options['arch']}", []
     elif "layers" in options:
-        call = f"tutorial_lib.models.ResNet({options['block']}, {list(options['layers'])}, "
+        call, args = "tutorial_lib.models.ResNet", [options["block"], str(list(options["layers"]))]
     else:
         return "could not infer the architecture from the checkpoint's keys"
     defaults = {"num_classes": 1000, "width": 64, "in_channels": 3, "stem": "imagenet"}
-    args = [
+    args += [
         f"{key}={options[key]!r}"
         for key in ("num_classes", "width", "stem", "in_channels")
         if key in options and options[key] != defaults[key]
     ]
-    return call + ", ".join(args) + ")"
+    if options.get("block_args"):
+        args.append(f"block_args={options['block_args']!r}")
+    return f"{call}({', '.join(args)})"
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike[str], *, max_listed: int = 10) -> nn.Module:
@@ -499,11 +545,16 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *, max_listed: 
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If the file holds no state_dict or it does not match ``model``.
-        TypeError: If ``model`` is not an ``nn.Module``.
+        ValueError: If the file holds no state_dict or it does not match ``model``, or
+            ``max_listed`` is below 1.
+        TypeError: If ``model`` is not an ``nn.Module``, ``path`` not a path or ``max_listed`` not
+            an int.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    max_listed = check_int("max_listed", max_listed, minimum=1)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(

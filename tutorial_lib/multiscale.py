@@ -30,20 +30,40 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tutorial_lib._validate import check_bool, check_int
+
+__all__ = [
+    "PYRAMID_LEVELS",
+    "MultiScaleTTA",
+    "PerScaleBatchNorm2d",
+    "ProgressiveResolution",
+    "RandomResolution",
+    "Resized",
+    "check_sizes",
+    "convert_to_per_scale_bn",
+    "feature_pyramid",
+    "recalibrate_at",
+    "recalibrated_tta",
+    "resize_batch",
+    "set_active_scale",
+]
+
 _MASK64 = (1 << 64) - 1
 
 
 def check_sizes(sizes: Sequence[int], name: str = "sizes") -> tuple[int, ...]:
-    """Validate a sequence of image sides in pixels and return it as a tuple."""
+    """Validate a sequence of image sides in pixels (integers >= 8) and return it as a tuple of ints.
+
+    Raises:
+        TypeError: if ``sizes`` is not a sequence, or an entry is not an integer.
+        ValueError: if it is empty, or an entry is below 8.
+    """
     if isinstance(sizes, (int, str)) or not isinstance(sizes, Iterable):
         raise TypeError(f"{name} must be a sequence of image sizes such as (32, 48, 64), got {sizes!r}")
     sizes = tuple(sizes)
     if not sizes:
         raise ValueError(f"{name} is empty; give at least one image size, e.g. (32, 48, 64)")
-    for s in sizes:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 8:
-            raise ValueError(f"{name} must hold integers >= 8 (pixels), got {s!r} in {sizes}")
-    return sizes
+    return tuple(check_int(f"{name}[{i}]", s, minimum=8) for i, s in enumerate(sizes))
 
 
 def _mix(seed: int, step: int) -> int:
@@ -79,13 +99,10 @@ class RandomResolution:
 
     def __init__(self, sizes: Sequence[int], seed: int = 0) -> None:
         self.sizes = check_sizes(sizes)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = seed
+        self.seed = check_int("seed", seed, minimum=0)
 
     def __call__(self, step: int) -> int:
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+        step = check_int("step", step, minimum=0)
         return self.sizes[_mix(self.seed, step) % len(self.sizes)]
 
     def __repr__(self) -> str:
@@ -107,13 +124,10 @@ class ProgressiveResolution:
 
     def __init__(self, sizes: Sequence[int], total_steps: int) -> None:
         self.sizes = tuple(sorted(check_sizes(sizes)))
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-            raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-        self.total_steps = total_steps
+        self.total_steps = check_int("total_steps", total_steps, minimum=1)
 
     def __call__(self, step: int) -> int:
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+        step = check_int("step", step, minimum=0)
         phase = min(step * len(self.sizes) // self.total_steps, len(self.sizes) - 1)
         return self.sizes[phase]
 
@@ -127,11 +141,16 @@ def resize_batch(images: Tensor, size: int) -> Tensor:
     Shrinking uses antialiasing: without it, bilinear sampling skips pixels and thin strokes alias
     into noise that the network never sees at its native resolution. A batch already at ``size`` is
     returned as is, so resizing to the native size is exactly a no-op.
+
+    Raises:
+        TypeError: if ``images`` is not a tensor or ``size`` not an integer.
+        ValueError: if ``images`` is not 4-D or ``size`` is below 1.
     """
+    if not isinstance(images, Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
     if images.ndim != 4:
         raise ValueError(f"expected a batch of shape (N, C, H, W), got shape {tuple(images.shape)}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
+    size = check_int("size", size, minimum=1)
     if images.shape[-2:] == (size, size):
         return images
     shrinking = size < min(images.shape[-2:])
@@ -150,9 +169,8 @@ class Resized(nn.Module):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        resize_batch(torch.zeros(1, 1, 1, 1), size)  # validates size
         self.model = model
-        self.size = size
+        self.size = check_int("size", size, minimum=1)
 
     def forward(self, x: Tensor) -> Tensor:
         x = resize_batch(x, self.size)
@@ -181,7 +199,7 @@ class MultiScaleTTA(nn.Module):
     def __init__(self, model: nn.Module | Mapping[int, nn.Module], sizes: Sequence[int], flip: bool = False) -> None:
         super().__init__()
         self.sizes = check_sizes(sizes)
-        self.flip = bool(flip)
+        self.flip = check_bool("flip", flip)
         if isinstance(model, Mapping):
             if sorted(model) != sorted(self.sizes):
                 raise ValueError(f"one model per test size needed: got models for {sorted(model)}, sizes {list(self.sizes)}")
@@ -233,6 +251,7 @@ def recalibrated_tta(
         **kwargs: passed to ``recalibrate_bn`` (e.g. ``batch_size``, ``device``).
     """
     sizes = check_sizes(sizes)
+    check_bool("flip", flip)  # before the recalibrations, not after them
     copies = {size: recalibrate_at(copy.deepcopy(model), data, size, num_batches=num_batches, **kwargs).eval()
               for size in sizes}
     return MultiScaleTTA(copies, sizes, flip=flip)
@@ -257,6 +276,7 @@ class PerScaleBatchNorm2d(nn.Module):
 
     def __init__(self, num_features: int, scales: Sequence[int], **bn_kwargs: Any) -> None:
         super().__init__()
+        num_features = check_int("num_features", num_features, minimum=1)
         self.scales = check_sizes(scales, "scales")
         self.bns = nn.ModuleDict({str(s): nn.BatchNorm2d(num_features, **bn_kwargs) for s in self.scales})
         self.active = self.scales[-1]
@@ -288,8 +308,11 @@ def convert_to_per_scale_bn(model: nn.Module, scales: Sequence[int]) -> nn.Modul
         ``model`` itself, converted.
 
     Raises:
+        TypeError: if ``model`` is not a module.
         ValueError: if ``model`` has no BatchNorm2d to convert.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     scales = check_sizes(scales, "scales")
     replaced = 0
     for parent in list(model.modules()):
@@ -308,7 +331,7 @@ def convert_to_per_scale_bn(model: nn.Module, scales: Sequence[int]) -> nn.Modul
         raise ValueError("model has no torch.nn.BatchNorm2d layers to convert; build it with norm='batch'")
 
     def route(module: nn.Module, args: tuple[Tensor, ...]) -> None:
-        set_active_scale(module, args[0].shape[-1])
+        _set_active_scale(module, args[0].shape[-1])
 
     model.register_forward_pre_hook(route)
     return model
@@ -316,6 +339,13 @@ def convert_to_per_scale_bn(model: nn.Module, scales: Sequence[int]) -> nn.Modul
 
 def set_active_scale(model: nn.Module, size: int) -> int:
     """Point every :class:`PerScaleBatchNorm2d` in ``model`` at the scale nearest ``size``; returns it."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return _set_active_scale(model, check_int("size", size, minimum=1))
+
+
+def _set_active_scale(model: nn.Module, size: int) -> int:
+    """:func:`set_active_scale` without the checks (the forward pre-hook passes an input's side)."""
     chosen = size
     for module in model.modules():
         if isinstance(module, PerScaleBatchNorm2d):

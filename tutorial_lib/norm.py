@@ -24,31 +24,35 @@ statistics for inference, and why they degrade at small batch sizes (Wu & He 201
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from tutorial_lib._validate import check_bool, check_int, check_number
+from tutorial_lib.data import batches, to_float_images
+
+__all__ = [
+    "BATCH_NORM_TYPES",
+    "NORM_NAMES",
+    "BatchNorm2d",
+    "FrozenBatchNorm2d",
+    "NormFactory",
+    "SkipInit",
+    "batch_norm_layers",
+    "get_norm_layer",
+    "group_count",
+    "group_norm",
+    "layer_norm",
+    "no_norm",
+    "randomize_norm",
+    "recalibrate_bn",
+    "residual_norm",
+]
 
 NormFactory = Callable[[int], nn.Module]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_eps(eps: object) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
-        raise TypeError(f"eps must be a float, got {type(eps).__name__} ({eps!r})")
-    if not eps >= 0 or not math.isfinite(eps):
-        raise ValueError(f"eps must be a finite number >= 0 (1e-5 is usual), got {eps}")
-    return float(eps)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,18 +113,14 @@ class BatchNorm2d(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_int("num_features", num_features, 1)
-        if momentum is not None:
-            if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
-                raise TypeError(f"momentum must be a float in [0, 1] or None, got {type(momentum).__name__}")
-            if not 0.0 <= momentum <= 1.0:
-                raise ValueError(f"momentum must be in [0, 1] (0.1 is usual) or None for a cumulative average, got {momentum}")
-        for name, flag in (("affine", affine), ("track_running_stats", track_running_stats)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        check_int("num_features", num_features, minimum=1)
+        if momentum is not None:  # None: the cumulative average
+            check_number("momentum", momentum, minimum=0.0, maximum=1.0)
+        check_bool("affine", affine)
+        check_bool("track_running_stats", track_running_stats)
         factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
-        self.eps = _check_eps(eps)
+        self.eps = check_number("eps", eps, minimum=0.0)
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
@@ -236,9 +236,9 @@ class FrozenBatchNorm2d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
-        _check_int("num_features", num_features, 1)
+        check_int("num_features", num_features, minimum=1)
         self.num_features = num_features
-        self.eps = _check_eps(eps)
+        self.eps = check_number("eps", eps, minimum=0.0)
         self.register_buffer("weight", torch.ones(num_features))
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -308,8 +308,8 @@ def group_count(num_channels: int, max_groups: int = 32) -> int:
     Raises:
         TypeError, ValueError: If either argument is not a positive int.
     """
-    _check_int("num_channels", num_channels, 1)
-    _check_int("max_groups", max_groups, 1)
+    check_int("num_channels", num_channels, minimum=1)
+    check_int("max_groups", max_groups, minimum=1)
     return max(g for g in range(1, min(num_channels, max_groups) + 1) if num_channels % g == 0)
 
 
@@ -331,7 +331,7 @@ def group_norm(num_channels: int, max_groups: int = 32, eps: float = 1e-5, affin
     Returns:
         An ``nn.GroupNorm`` with ``2 * C`` parameters and no buffers.
     """
-    return nn.GroupNorm(group_count(num_channels, max_groups), num_channels, eps=_check_eps(eps), affine=affine)
+    return nn.GroupNorm(group_count(num_channels, max_groups), num_channels, eps=check_number("eps", eps, minimum=0.0), affine=affine)
 
 
 def layer_norm(num_channels: int, eps: float = 1e-5, affine: bool = True) -> nn.GroupNorm:
@@ -348,8 +348,8 @@ def layer_norm(num_channels: int, eps: float = 1e-5, affine: bool = True) -> nn.
     Returns:
         An ``nn.GroupNorm(1, num_channels)``.
     """
-    _check_int("num_channels", num_channels, 1)
-    return nn.GroupNorm(1, num_channels, eps=_check_eps(eps), affine=affine)
+    check_int("num_channels", num_channels, minimum=1)
+    return nn.GroupNorm(1, num_channels, eps=check_number("eps", eps, minimum=0.0), affine=affine)
 
 
 def no_norm(num_channels: int) -> nn.Identity:
@@ -366,7 +366,7 @@ def no_norm(num_channels: int) -> nn.Identity:
     Returns:
         ``nn.Identity()``.
     """
-    _check_int("num_channels", num_channels, 1)
+    check_int("num_channels", num_channels, minimum=1)
     return nn.Identity()
 
 
@@ -391,10 +391,8 @@ class SkipInit(nn.Module):
     def __init__(self, num_features: int | None = None, init: float = 0.0) -> None:
         super().__init__()
         if num_features is not None:
-            _check_int("num_features", num_features, 1)
-        if isinstance(init, bool) or not isinstance(init, (int, float)):
-            raise TypeError(f"init must be a float, got {type(init).__name__}")
-        self.weight = nn.Parameter(torch.tensor(float(init)))
+            check_int("num_features", num_features, minimum=1)
+        self.weight = nn.Parameter(torch.tensor(check_number("init", init)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.weight * x
@@ -501,6 +499,65 @@ def batch_norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     ]
 
 
+def randomize_norm(module: nn.Module, *, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm layer of ``module`` non-trivial statistics and affine parameters, in place.
+
+    A fresh BatchNorm layer computes the identity in eval mode (running mean 0, running variance 1,
+    weight 1, bias 0), so two networks compared right after construction agree in eval mode even if
+    one of them ignores or misuses the running statistics. Randomizing them first gives eval mode
+    something to get wrong: the notebooks do this before proving an inline block equal to the
+    package's (:func:`tutorial_lib.checks.prove_equal`), and before comparing ResNet-101 with
+    torchvision's and timm's.
+
+    Every layer of ``BATCH_NORM_TYPES`` (``torch.nn.BatchNorm2d`` and the other subclasses of torch's
+    ``_BatchNorm``, and :class:`BatchNorm2d`) and every :class:`FrozenBatchNorm2d` gets, per channel
+    and in ``module.modules()`` order, ``running_mean ~ 0.1 * N(0, 1)``, ``running_var ~ U(0.5,
+    1.5)``, ``weight ~ 1 + 0.1 * N(0, 1)`` and ``bias ~ 0.1 * N(0, 1)`` (a layer built without
+    running statistics or without affine parameters keeps what it has; ``num_batches_tracked`` is
+    left alone). The values come from a local ``torch.Generator`` seeded with ``seed``: the same seed
+    gives the same values on any device, and the global random state (``torch.manual_seed``) is not
+    touched.
+
+    Args:
+        module: The network or layer; changed in place.
+        seed: Seed of the generator.
+
+    Returns:
+        ``module`` itself, so that ``reference = randomize_norm(Bottleneck(256, 64))`` reads as one line.
+
+    Raises:
+        TypeError: If ``module`` is not an ``nn.Module`` or ``seed`` is not an int.
+        ValueError: If ``seed`` is negative, or ``module`` has no BatchNorm layer with running
+            statistics or affine parameters (there would be nothing to randomize).
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+    check_int("seed", seed, minimum=0)
+    generator = torch.Generator().manual_seed(seed)  # on the CPU: the same values for every device
+    changed = 0
+    with torch.no_grad():
+        for m in module.modules():
+            if not isinstance(m, (*BATCH_NORM_TYPES, FrozenBatchNorm2d)):
+                continue
+            n = m.num_features
+            touched = False
+            if getattr(m, "running_mean", None) is not None and getattr(m, "running_var", None) is not None:
+                m.running_mean.copy_(0.1 * torch.randn(n, generator=generator))
+                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
+                touched = True
+            if getattr(m, "weight", None) is not None and getattr(m, "bias", None) is not None:
+                m.weight.copy_(1 + 0.1 * torch.randn(n, generator=generator))
+                m.bias.copy_(0.1 * torch.randn(n, generator=generator))
+                touched = True
+            changed += touched
+    if not changed:
+        raise ValueError(
+            f"{type(module).__name__} has no BatchNorm layer with running statistics or affine parameters, "
+            "so there is nothing to randomize (GroupNorm, LayerNorm and norm='none' keep no statistics)"
+        )
+    return module
+
+
 def _images_of(batch: Any) -> Tensor:
     """The image tensor of a batch: the tensor itself, or the first item of ``(images, labels, ...)``."""
     images = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
@@ -513,22 +570,13 @@ def _images_of(batch: Any) -> Tensor:
 
 
 def _dataset_batches(data: Dataset, batch_size: int, seed: int) -> Iterable[Tensor]:
-    """Full batches of a random (seeded) order of ``data``; one short batch only if it is all there is."""
-    n = len(data)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    if n >= batch_size:
-        # Equal-size batches: the cumulative average weights every batch equally, so a small last
-        # batch would count as much as a full one.
-        order = order[: n // batch_size * batch_size]
-    images = getattr(data, "images", None)
-    if isinstance(images, Tensor) and len(images) == n and getattr(data, "transform", None) is None:
-        # Datasets that expose their images whole (multiscale-digits) are indexed a batch at a time.
-        for idx in order.split(batch_size):
-            yield images[idx]
-        return
-    loader = DataLoader(data, batch_size=batch_size, sampler=order.tolist(), num_workers=0)
-    for batch in loader:
-        yield _images_of(batch)
+    """Full batches of a random (seeded) order of ``data``; one short batch only if it is all there is.
+
+    Equal-size batches matter here: the cumulative average weights every batch equally, so a small
+    last batch would count as much as a full one (``data.batches`` drops it when shuffling).
+    """
+    for images, _ in batches(data, batch_size, shuffle_seed=seed):
+        yield images
 
 
 def recalibrate_bn(
@@ -577,9 +625,9 @@ def recalibrate_bn(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    _check_int("num_batches", num_batches, 1)
-    _check_int("batch_size", batch_size, 2)
-    _check_int("seed", seed, 0)
+    check_int("num_batches", num_batches, minimum=1)
+    check_int("batch_size", batch_size, minimum=2)
+    check_int("seed", seed, minimum=0)
     bns = [m for _, m in batch_norm_layers(model)]
     if not bns:
         raise ValueError(
@@ -615,9 +663,7 @@ def recalibrate_bn(
             for batch in batches:
                 if used == num_batches:
                     break
-                images = _images_of(batch).to(device)
-                images = images.float().div_(255.0) if images.dtype == torch.uint8 else images
-                model(images)
+                model(to_float_images(_images_of(batch).to(device)))
                 used += 1
         if used == 0:
             raise ValueError("data gave no batch; pass a non-empty Dataset or iterable of batches")

@@ -1,14 +1,17 @@
-"""The training engine: ``fit``, ``evaluate``, the run ``History`` and exact checkpoints.
+"""The training engine: ``FitConfig``, ``fit``, ``evaluate``, the run ``History`` and exact checkpoints.
 
-``fit`` is meant to be read: one screen of plain PyTorch (forward, loss, backward, optimizer step,
-scheduler step), with everything around it (argument checks, optimizer and schedule construction,
-batching, augmentation, checkpoints) factored into small helpers below it.
+``FitConfig`` is the one list of a training run's settings: ``fit`` takes them as keywords, recipes,
+the CLI's flags and ``tuning.search`` are built from it, and a checkpoint stores it. ``fit`` is
+meant to be read: one screen of plain PyTorch (forward, loss, backward, optimizer step, scheduler
+step), with everything around it (optimizer and schedule construction, checkpoints) factored into
+small helpers below it; batching and augmentation live in ``tutorial_lib.data``.
 
 Three promises, each tested in ``tests/test_train.py``:
 
 * **Reproducible.** Shuffling and augmentation draw from ``torch.Generator`` objects seeded from
-  ``(seed, epoch)`` and ``(seed, epoch, step)``, never from hidden global state, so the same seed gives
-  the same run, bit for bit, on the same machine.
+  ``(seed, stream, epoch)`` and ``(seed, stream, epoch, step)`` (``derive_seed`` and the ``STREAM_*``
+  constants), never from hidden global state, so the same seed gives the same run, bit for bit, on
+  the same machine.
 * **Resumable.** At each epoch end ``fit`` writes ``checkpoint.pt`` atomically (write a temporary file,
   then ``os.replace``) holding the model, optimizer, scheduler, RNG states, history and settings, and
   only tensors and plain containers, so ``torch.load(weights_only=True)`` reads it. A run stopped with
@@ -25,8 +28,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from tutorial_lib._validate import check_bool, check_choice, check_int, check_number, suggest
+from tutorial_lib.data import Augment, as_augment, batches, check_dataset, to_float_images
 from tutorial_lib.env import choose_device
 from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, Resized, check_sizes, resize_batch
+
+__all__ = [
+    "BREAKDOWNS", "CHECKPOINT_NAME", "DEFAULT_WARMUP", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_MILESTONES",
+    "STREAM_AUGMENT", "STREAM_RANGE_TEST", "STREAM_SHUFFLE", "STREAM_TORCH", "FitConfig", "History", "derive_seed",
+    "evaluate", "fit", "gradient_norms", "load_checkpoint", "make_optimizer", "param_groups", "schedule_factor",
+    "uses_channels_last", "validation_size",
+]
 
 #: Optimizers ``fit`` knows, by name.
 OPTIMIZERS = ("adamw", "sgd")
@@ -156,117 +168,183 @@ _EPOCH_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", 
 
 
 # --------------------------------------------------------------------------------------------------
-# Augmentation
+# The settings of a run
 # --------------------------------------------------------------------------------------------------
 
+#: Values of ``FitConfig.precision``.
+PRECISIONS = ("fp32", "bf16", "auto")
 
-# Control points per side of Augment's elastic displacement field.
-_ELASTIC_GRID = 8
+# Random streams derived from a run's seed with ``derive_seed(seed, STREAM, ...)``. Each source of
+# randomness draws from its own stream, so switching one on (augmentation, say) leaves the draws of
+# the others unchanged, and a resumed run can recompute any epoch's or step's draws from scratch.
+#: The order of each epoch's images: ``derive_seed(seed, STREAM_SHUFFLE, epoch)``.
+STREAM_SHUFFLE = 1
+#: Each step's augmentation: ``derive_seed(seed, STREAM_AUGMENT, epoch, step)``.
+STREAM_AUGMENT = 2
+#: torch's global generator at the start of a run (dropout-like layers draw from it).
+STREAM_TORCH = 3
+#: The batch order of each pass of ``tutorial_lib.tuning.lr_range_test``.
+STREAM_RANGE_TEST = 4
+
+
+def _setting(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A ``FitConfig`` field with its one-line help and valid names (the CLI's flags are built from them)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
-class Augment:
-    """Random translation and zoom applied to whole batches on the training device.
+class FitConfig:
+    """Every setting that defines what ``fit`` computes: the one list of a training run's settings.
 
-    Each image gets its own shift and zoom, drawn from a generator seeded by ``fit`` from
-    ``(seed, epoch, step)``, and is resampled once with ``F.affine_grid`` + ``F.grid_sample``
-    (bilinear, reflection padding, so the photo background continues past the edge instead of a
-    black border the network could learn to exploit).
+    ``fit`` takes these as keyword arguments (or a whole ``FitConfig``); a recipe's ``fit`` section
+    holds them; the CLI's ``train`` flags are generated from them; ``tuning.search`` searches some of
+    them and fixes the rest; a checkpoint stores them, and ``resume`` refuses to continue with any
+    that differ. What does not change the result (where to train, whether to show a progress bar,
+    where to write the checkpoint) stays an argument of ``fit`` alone.
 
-    Horizontal flips are off by default, on purpose: a mirrored digit is not the same digit (a
-    flipped 2, 3, 4, 5, 7 or 9 is a glyph no one writes), so a flip would teach the network to accept
-    shapes that never occur and blur the difference between classes. Flips suit natural photos
-    (ImageNet, CIFAR-10), not characters; ``flip=True`` turns them on.
+    Values are checked on construction (``TypeError`` for a wrong type, ``ValueError`` for a bad
+    value) and normalised: ``augment`` becomes an ``Augment`` or ``None``, ``train_sizes`` a tuple.
 
-    Args:
-        max_shift: largest translation, as a fraction of the image side (0.1 = up to 10% each way).
-        scale: ``(low, high)`` range of the zoom factor, drawn log-uniformly; ``(1.0, 1.0)`` keeps the
-            object size. A zoom above 1 enlarges the object. Scale augmentation is one of the
-            multi-scale training tools of notebook 07, so the CPU baseline leaves it off. This is
-            the scale range of a random-resized crop expressed as a zoom: a crop covering a
-            fraction ``a`` of the image area, resized back to full size, is a zoom of ``1/sqrt(a)``
-            (zooms below 1 show more than the image, the border filled by reflection).
-        rotate: largest rotation in degrees, each way (square images). Handwriting slants from
-            writer to writer, so a few degrees of rotation are a plausible variation of a digit
-            (the classic elastic/affine distortions of Simard et al. 2003, sec 2); large angles are
-            not (a 6 turned by 180 degrees is a 9).
-        flip: mirror each image left-right with probability 1/2 (off by default; see above).
-        elastic: largest displacement of a smooth random warp, as a fraction of the image side
-            (0 switches it off). Each image gets its own displacement field: uniform random
-            vectors on an 8 x 8 grid of control points, interpolated bicubically to every pixel.
-            A cheap variant of the elastic distortion of Simard et al. (2003, sec 2), which made
-            new "handwriting" out of MNIST's training digits by smoothing a per-pixel random field
-            with a Gaussian; here the coarse control grid does the smoothing, so strokes bend
-            without tearing. ``0.03`` moves a pixel of a 32-px image by up to about 1 pixel. On
-            ``cpu-tuned`` it did not help (validation 0.9739 at 0.03, 0.9244 at 0.05, against 0.9755).
+    Attributes:
+        epochs: number of passes over the training data. The last incomplete batch of each epoch is
+            dropped (BatchNorm needs more than one sample).
+        batch_size: images per optimizer step.
+        optimizer: ``"adamw"`` (Loshchilov & Hutter, 2019) or ``"sgd"`` (Nesterov momentum).
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay, applied to weights only, not to biases and
+            normalization parameters (the "no bias decay" of He et al. 2019, "Bag of Tricks", sec 3.1).
+        momentum: SGD momentum (ignored by AdamW).
+        schedule: ``"onecycle"``, ``"cosine"`` (with linear warm-up), ``"step"`` (divided by 10 at
+            50% and 75% of training) or ``"constant"``; see ``schedule_factor``. Stepped after every batch.
+        warmup_epochs: warm-up length in epochs (may be fractional). ``None``: 30% of training for
+            one-cycle, 5% for cosine, none for step and constant (``DEFAULT_WARMUP``).
+        warmup_steps: warm-up length in steps; overrides ``warmup_epochs``.
+        label_smoothing: target smoothing (Szegedy et al. 2016, sec 7), 0 to switch off.
+        grad_clip: clip the global gradient norm to this value; ``None`` switches clipping off.
+        augment: ``None``/``False`` for none, ``True`` for ``Augment()``, a dict of its options, or an
+            ``Augment`` (``tutorial_lib.data.Augment``).
+        train_sizes: input resolutions to train at (notebook 07). ``None`` trains at the data's own
+            size; one size resizes every batch to it; several sizes resize each batch to one drawn
+            per step by ``tutorial_lib.multiscale.RandomResolution`` (a function of (seed, step), so
+            resumes and distributed replicas agree without communicating). The batch is resized
+            before ``augment`` runs, so shifts and zooms resample the resized pixels.
+        progressive: with several ``train_sizes``, go through them from small to large in equal
+            phases instead (``tutorial_lib.multiscale.ProgressiveResolution``).
+        channels_last: store the model's weights and the batches in the NHWC ("channels last")
+            layout. On a CPU, oneDNN's convolutions (backward especially) run several times faster
+            for the narrow ResNets of this series (``benchmarks/bench_default_recipe.py``); a model
+            that reshapes feature maps with ``.view`` may need ``.reshape`` instead.
+        precision: ``"fp32"``; ``"bf16"``: mixed precision, the forward pass and loss under
+            ``torch.autocast`` with bfloat16 (convolutions and matrix products in bfloat16; weights,
+            optimizer state and BatchNorm statistics in float32; bfloat16 keeps float32's exponent
+            range, so unlike float16 no loss scaling is needed); ``"auto"``: ``"bf16"`` where the
+            device runs it natively (``tutorial_lib.env.supports_bf16``), else ``"fp32"``
+            (``benchmarks/bench_precision.py`` measures the step time of both).
+        seed: seeds shuffling, augmentation and torch's global generator, each from its own stream
+            (``STREAM_*``). Initialise the model before calling ``fit`` (e.g. after ``seed_everything``).
     """
 
-    max_shift: float = 0.1
-    scale: tuple[float, float] = (1.0, 1.0)
-    rotate: float = 0.0
-    flip: bool = False
-    elastic: float = 0.0
+    epochs: int = field(metadata={"help": "training epochs"})
+    batch_size: int = _setting(128, "images per optimizer step")
+    optimizer: str = _setting("adamw", "optimizer", OPTIMIZERS)
+    lr: float = _setting(3e-3, "peak learning rate")
+    weight_decay: float = _setting(5e-4, "weight decay (weights only, not biases and norm parameters)")
+    momentum: float = _setting(0.9, "SGD momentum (ignored by AdamW)")
+    schedule: str = _setting("onecycle", "learning-rate schedule", SCHEDULES)
+    warmup_epochs: float | None = _setting(None, "warm-up in epochs (default: the schedule's own)")
+    warmup_steps: int | None = _setting(None, "warm-up in steps (overrides --warmup-epochs)")
+    label_smoothing: float = _setting(0.0, "label smoothing, 0 to switch off")
+    grad_clip: float | None = _setting(None, "clip the gradient norm to this value (default: no clipping)")
+    augment: Augment | None = _setting(None, "batch augmentation (see --augment-scale and --flip)")
+    train_sizes: tuple[int, ...] | None = _setting(None, "train at these input sizes, e.g. 32,48,64 (one drawn per step)")
+    progressive: bool = _setting(False, "go through the train sizes from small to large instead of drawing")
+    channels_last: bool = _setting(False, "NHWC memory layout for weights and batches")
+    precision: str = _setting("fp32", "training arithmetic: bf16 is mixed precision, auto is bf16 where the hardware runs it natively", PRECISIONS)
+    seed: int = _setting(0, "random seed")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.flip, bool):
-            raise TypeError(f"flip must be True or False, got {self.flip!r}")
-        if not 0.0 <= self.max_shift < 1.0:
-            raise ValueError(f"max_shift must be in [0, 1), got {self.max_shift}")
-        if len(self.scale) != 2 or not 0.0 < self.scale[0] <= self.scale[1]:
-            raise ValueError(f"scale must be a (low, high) pair with 0 < low <= high, got {self.scale}")
-        if not 0.0 <= self.rotate <= 45.0:
-            raise ValueError(f"rotate must be in [0, 45] degrees, got {self.rotate}")
-        if not 0.0 <= self.elastic <= 0.25:
-            raise ValueError(f"elastic must be in [0, 0.25] (a fraction of the image side; 0.03 is about 1 px at 32 px), got {self.elastic}")
-        object.__setattr__(self, "scale", (float(self.scale[0]), float(self.scale[1])))
+        check_int("epochs", self.epochs, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, minimum=0.0, min_inclusive=False)
+        check_number("weight_decay", self.weight_decay, minimum=0.0)
+        check_number("momentum", self.momentum, minimum=0.0, maximum=1.0, max_inclusive=False)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.warmup_epochs is not None:
+            check_number("warmup_epochs", self.warmup_epochs, minimum=0.0)
+        if self.warmup_steps is not None:
+            check_int("warmup_steps", self.warmup_steps, minimum=0)
+        check_number("label_smoothing", self.label_smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
+        if self.grad_clip is not None:
+            check_number("grad_clip", self.grad_clip, minimum=0.0, min_inclusive=False)
+        object.__setattr__(self, "augment", as_augment(self.augment))
+        if self.train_sizes is not None:
+            object.__setattr__(self, "train_sizes", tuple(check_sizes(self.train_sizes, "train_sizes")))
+        check_bool("progressive", self.progressive)
+        if self.progressive and (self.train_sizes is None or len(self.train_sizes) < 2):
+            raise ValueError("progressive=True needs at least two train_sizes, e.g. train_sizes=(32, 48, 64)")
+        check_bool("channels_last", self.channels_last)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_int("seed", self.seed, minimum=0)
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a batch ``(N, C, H, W)``; parameters come from the CPU ``generator``."""
-        n = images.shape[0]
-        shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * self.max_shift * 2  # grid spans [-1, 1]
-        low, high = math.log(self.scale[0]), math.log(self.scale[1])
-        zoom = torch.exp(low + (high - low) * torch.rand(n, generator=generator))
-        angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(self.rotate)
-        # affine_grid maps output coordinates to input ones: sampling a window 1/zoom as wide enlarges.
-        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-        theta = torch.zeros(n, 2, 3)
-        theta[:, 0, 0] = cos
-        theta[:, 0, 1] = -sin
-        theta[:, 1, 0] = sin
-        theta[:, 1, 1] = cos
-        theta[:, :, 2] = shift
-        if self.flip:  # drawn last, so that flip=False leaves the other draws unchanged
-            mirrored = torch.rand(n, generator=generator) < 0.5
-            theta[mirrored, :, 0] *= -1  # output x -> input -x: a left-right mirror
-        theta = theta.to(device=images.device, dtype=images.dtype)
-        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-        if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
-            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
-            field = F.interpolate(control.to(device=images.device, dtype=images.dtype), size=images.shape[-2:],
-                                  mode="bicubic", align_corners=True)
-            field = field.clamp(-2 * self.elastic, 2 * self.elastic)  # bicubic can overshoot its control values
-            grid = grid + field.permute(0, 2, 3, 1)  # (N, H, W, 2) offsets in grid units (the side spans 2)
-        return F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The settings' names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_settings(cls, config: FitConfig | None = None, **settings: Any) -> FitConfig:
+        """``config`` (or the defaults) with ``settings`` replacing some of its values.
+
+        Raises:
+            TypeError: for a name that is not a setting; the message suggests the closest one.
+        """
+        unknown = sorted(set(settings) - set(cls.names()))
+        if unknown:
+            hint = suggest(unknown[0], cls.names())
+            raise TypeError(f"unknown fit setting(s) {unknown}.{hint} Valid settings: {', '.join(cls.names())}")
+        if config is None:
+            if "epochs" not in settings:
+                raise TypeError("fit needs the number of epochs, e.g. fit(model, data, epochs=4)")
+            return cls(**settings)
+        if not isinstance(config, cls):
+            raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+        return replace(config, **settings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_shift": self.max_shift, "scale": list(self.scale), "rotate": self.rotate, "flip": self.flip,
-                "elastic": self.elastic}
+        """The settings as plain values (JSON- and ``weights_only``-safe): what a checkpoint stores."""
+        values = {name: getattr(self, name) for name in self.names()}
+        values["augment"] = None if self.augment is None else self.augment.to_dict()
+        values["train_sizes"] = None if self.train_sizes is None else list(self.train_sizes)
+        return values
 
 
-def _as_augment(augment: Augment | dict | bool | None) -> Augment | None:
-    if augment is None or augment is False:
-        return None
-    if augment is True:
-        return Augment()
-    if isinstance(augment, Augment):
-        return augment
-    if isinstance(augment, dict):
-        valid = ("max_shift", "scale", "rotate", "flip", "elastic")
-        unknown = sorted(set(augment) - set(valid))
-        if unknown:
-            raise ValueError(f"unknown augment option(s) {unknown}; valid options: {', '.join(valid)}")
-        return Augment(**{k: tuple(v) if k == "scale" else v for k, v in augment.items()})
-    raise TypeError(f"augment must be None, a bool, a dict or an Augment, got {type(augment).__name__}")
+@dataclass(frozen=True)
+class _Plan:
+    """What a ``FitConfig`` means for one dataset and one device (``_plan``)."""
+
+    train_size: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    precision: str  # "fp32" or "bf16", "auto" resolved
+
+
+def _plan(config: FitConfig, num_items: int, device: torch.device) -> _Plan:
+    steps_per_epoch = max(1, num_items // config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.warmup_steps is not None:
+        warmup_steps = config.warmup_steps
+    elif config.warmup_epochs is not None:
+        warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    else:
+        warmup_steps = round(DEFAULT_WARMUP[config.schedule] * total_steps)
+    if warmup_steps >= total_steps:
+        raise ValueError(
+            f"warm-up ({warmup_steps} steps) must be shorter than training ({total_steps} steps); "
+            "lower warmup_epochs/warmup_steps or raise epochs"
+        )
+    return _Plan(num_items, steps_per_epoch, total_steps, warmup_steps, _resolve_precision(config.precision, device))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,88 +355,40 @@ def _as_augment(augment: Augment | dict | bool | None) -> Augment | None:
 def fit(
     model: nn.Module,
     train_data: Dataset,
+    config: FitConfig | None = None,
     *,
-    epochs: int,
-    batch_size: int = 128,
-    optimizer: str = "adamw",
-    lr: float = 3e-3,
-    weight_decay: float = 5e-4,
-    momentum: float = 0.9,
-    schedule: str = "onecycle",
-    warmup_epochs: float | None = None,
-    warmup_steps: int | None = None,
-    label_smoothing: float = 0.0,
-    grad_clip: float | None = None,
-    augment: Augment | dict | bool | None = None,
-    train_sizes: Sequence[int] | None = None,
-    progressive: bool = False,
-    channels_last: bool = False,
-    precision: str = "fp32",
     val_data: Dataset | None = None,
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
-    seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    **settings: Any,
 ) -> History:
     """Train ``model`` on ``train_data`` and return the measured ``History``.
+
+    Example: ``fit(model, train, epochs=4, lr=4e-3, batch_size=64)``, or with a recipe's settings,
+    ``fit(model, train, **recipe["fit"], seed=recipe["seed"])``.
 
     Args:
         model: a classifier returning logits ``(N, num_classes)``; trained in place.
         train_data: a dataset of ``(image, label)``. One exposing ``.images`` and ``.labels`` tensors
             (like ``load_dataset("multiscale-digits", ...)``) is batched by tensor indexing, which is
-            much faster on a CPU than a per-item ``DataLoader``.
-        epochs: number of passes over ``train_data``. The last incomplete batch of each epoch is
-            dropped (BatchNorm needs more than one sample).
-        batch_size: images per optimizer step.
-        optimizer: ``"adamw"`` (Loshchilov & Hutter, 2019) or ``"sgd"`` (Nesterov momentum).
-        lr: peak learning rate.
-        weight_decay: decoupled weight decay, applied to weights only, not to biases and
-            normalization parameters (the "no bias decay" of He et al. 2019, "Bag of Tricks", sec 3.1).
-        momentum: SGD momentum (ignored by AdamW).
-        schedule: ``"onecycle"``, ``"cosine"`` (with linear warmup), ``"step"`` (divided by 10 at
-            50% and 75% of training) or ``"constant"``; see ``schedule_factor``. Stepped after every batch.
-        warmup_epochs: warmup length in epochs (may be fractional). Default: 30% of training for
-            one-cycle, 5% for cosine, none for step and constant (``DEFAULT_WARMUP``).
-        warmup_steps: warmup length in steps; overrides ``warmup_epochs``.
-        label_smoothing: target smoothing (Szegedy et al. 2016, sec 7), 0 to switch off.
-        grad_clip: clip the global gradient norm to this value; ``None`` switches clipping off.
-        augment: ``None``/``False`` for none, ``True`` for ``Augment()``, a dict of its options, or an
-            ``Augment``.
-        train_sizes: input resolutions to train at (notebook 07). ``None`` trains at the data's own
-            size; one size resizes every batch to it; several sizes resize each batch to one drawn
-            per step by ``tutorial_lib.multiscale.RandomResolution`` (a function of (seed, step), so
-            resumes and distributed replicas agree without communicating). The batch is resized
-            before ``augment`` runs, so shifts and zooms resample the resized pixels (cheaper;
-            a zoom-in then magnifies the resized image, not the stored one).
-        progressive: with several ``train_sizes``, go through them from small to large in equal
-            phases instead (``tutorial_lib.multiscale.ProgressiveResolution``).
-        channels_last: store the model's weights and the batches in the NHWC ("channels last")
-            layout. On a CPU, oneDNN's convolutions (backward especially) run several times faster
-            for the narrow ResNets of this series (measured in ``benchmarks/bench_default_recipe.py``);
-            a model that reshapes feature maps with ``.view`` may need ``.reshape`` instead.
-        precision: ``"fp32"``; ``"bf16"``: mixed precision, the forward pass and loss under
-            ``torch.autocast`` with bfloat16 (convolutions and matrix products in bfloat16, weights,
-            optimizer state and BatchNorm statistics in float32; bfloat16 keeps float32's exponent
-            range, so unlike float16 no loss scaling is needed); ``"auto"``: ``"bf16"`` where the device
-            runs it natively (``tutorial_lib.env.supports_bf16``), else ``"fp32"``. On the reference
-            CPU (AVX512-BF16) a training step of the ``cpu-baseline`` network takes 61 ms instead of
-            96 ms. ``history.precision`` records what was used.
+            much faster on a CPU than a per-item ``DataLoader`` (``tutorial_lib.data.batches``).
+        config: a ``FitConfig``; ``None`` starts from its defaults.
         val_data: evaluated at every epoch end (its time is not counted in ``seconds``). With
             ``train_sizes``, its images are resized like the training batches, to the size
-            ``validation_size`` gives (the one training size; the last one when progressive; the
-            middle one of several drawn at random), not evaluated at their stored size.
+            ``validation_size`` gives, not evaluated at their stored size.
         out_dir: run folder; when given, ``checkpoint.pt`` is written there at every epoch end.
         resume: continue from ``out_dir/checkpoint.pt``; every setting must match the run that
             wrote it, so the result equals an uninterrupted run.
-        seed: seeds shuffling, augmentation and torch's global generator (for dropout-like layers).
-            Initialise the model before calling ``fit`` (e.g. after ``seed_everything``).
         device: where to train; ``None`` picks cuda > mps > cpu (see ``tutorial_lib.env.choose_device``).
         progress: show a ``tqdm.auto`` progress bar with the running loss and accuracy.
         on_epoch_end: called with each finished epoch's record (after validation and the checkpoint).
             An exception it raises stops training and propagates (``tutorial_lib.tuning.search``
             raises ``optuna.TrialPruned`` this way to stop a bad trial early).
+        **settings: any ``FitConfig`` field (``epochs``, ``lr``, ``batch_size``, ...), replacing the
+            value in ``config``. ``FitConfig``'s docstring describes each one.
 
     Returns:
         The ``History``; ``history.interrupted`` is ``True`` if Ctrl-C stopped the run (the last
@@ -369,27 +399,33 @@ def fit(
         FileNotFoundError: if ``resume=True`` and there is no checkpoint to resume from.
         FloatingPointError: if the loss becomes NaN or infinite.
     """
-    # Check every setting, and freeze the ones that define the run into a plain dict (the checkpoint keeps it).
-    config = _fit_config(**{k: v for k, v in locals().items() if k not in ("model", "val_data", "device", "progress", "on_epoch_end")})
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (e.g. tutorial_lib.models.resnet18()), got {type(model).__name__}")
+    check_dataset("train_data", train_data)
+    if val_data is not None:
+        check_dataset("val_data", val_data)
+    config = FitConfig.from_settings(config, **settings)
+    check_bool("resume", resume)
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir, the run folder that holds checkpoint.pt")
     device = choose_device(device)
-    config["precision"] = _resolve_precision(precision, device)
-    amp_dtype = torch.bfloat16 if config["precision"] == "bf16" else None
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
-    aug = _as_augment(augment)
-    opt = _make_optimizer(model, optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
-    sched = _make_scheduler(opt, schedule, total_steps=config["total_steps"], warmup_steps=config["warmup_steps"])
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    plan = _plan(config, len(train_data), device)
+    amp_dtype = torch.bfloat16 if plan.precision == "bf16" else None
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
+    opt = make_optimizer(model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
+    sched = _make_scheduler(opt, config.schedule, total_steps=plan.total_steps, warmup_steps=plan.warmup_steps)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     ckpt_path = None if out_dir is None else Path(out_dir) / CHECKPOINT_NAME
-    history, start_epoch = History(precision=config["precision"]), 0
+    history, start_epoch = History(precision=plan.precision), 0
     if resume:
-        history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, config, device)
-    else:  # random streams derived from seed: 1 shuffling, 2 augmentation, 3 torch's global generator
-        torch.manual_seed(_derive_seed(seed, 3))
-    resolution = _resolution_schedule(config)
+        history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, _run_record(config, plan), device)
+    else:
+        torch.manual_seed(derive_seed(config.seed, STREAM_TORCH))
+    resolution = _resolution_schedule(config, plan)
     # Validate at a size the network trains at: a 32-px network shown 64-px images sees objects
     # twice as large as any it has learned (notebook 07's scale gap), and scores near chance.
-    val_model = model if resolution is None else Resized(model, validation_size(config["train_sizes"], progressive))
-    was_training, steps = model.training, config["steps_per_epoch"]
+    val_model = model if resolution is None else Resized(model, validation_size(config.train_sizes, config.progressive))
+    was_training, steps, epochs, seed = model.training, plan.steps_per_epoch, config.epochs, config.seed
     # Redraw the bar at most twice a second: in Jupyter every redraw is a widget message, and a
     # cell that floods the output channel with thousands of them can lose its last messages.
     bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress,
@@ -398,24 +434,26 @@ def fit(
         for epoch in range(start_epoch, epochs):
             model.train()
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-            batches = _batches(train_data, batch_size, device, shuffle_seed=_derive_seed(seed, 1, epoch), channels_last=channels_last)
-            for step, (images, labels) in enumerate(batches):
+            order_seed = derive_seed(seed, STREAM_SHUFFLE, epoch)
+            for step, (images, labels) in enumerate(batches(train_data, config.batch_size, device, shuffle_seed=order_seed,
+                                                            channels_last=config.channels_last)):
                 # Resize first, then augment at the resolution the network sees: a 64-px batch
-                # shrunk to 32 px has 4x fewer pixels to resample (7.1 -> 1.2 ms per 64 images here).
+                # shrunk to 32 px has 4x fewer pixels to resample.
                 if resolution is not None:
                     images = resize_batch(images, resolution(epoch * steps + step))
-                if aug is not None:
-                    images = aug(images, torch.Generator().manual_seed(_derive_seed(seed, 2, epoch, step)))
+                if config.augment is not None:
+                    images = config.augment(images, torch.Generator().manual_seed(derive_seed(seed, STREAM_AUGMENT, epoch, step)))
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = model(images)
                     loss = loss_fn(logits, labels)
-                loss_value = loss.item()  # one device sync per step: the NaN check and the running mean
+                # .item() waits for the device; the NaN check and the running mean need the value.
+                loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    raise FloatingPointError(_nonfinite_message(loss_value, epoch, step, lr, grad_clip))
+                    raise FloatingPointError(_nonfinite_message(loss_value, epoch, step, config.lr, config.grad_clip))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 history.step_lr.append(opt.param_groups[0]["lr"])
                 opt.step()
                 sched.step()
@@ -427,11 +465,11 @@ def fit(
                 bar.update()
             record = _epoch_record(epoch, history.step_lr[-1], loss_sum / seen, correct / seen, time.perf_counter() - start)
             if val_data is not None:
-                val = evaluate(val_model, val_data, batch_size=max(batch_size, 256))
+                val = evaluate(val_model, val_data, batch_size=max(config.batch_size, 256))
                 record.update(val_loss=val["loss"], val_acc=val["accuracy"])
             history.epochs.append(record)
             if ckpt_path is not None:
-                _save_checkpoint(ckpt_path, model, opt, sched, history, config)
+                _save_checkpoint(ckpt_path, model, opt, sched, history, _run_record(config, plan))
             if progress:
                 bar.write(_format_record(record, epochs))
             if on_epoch_end is not None:
@@ -450,118 +488,21 @@ def fit(
 # --------------------------------------------------------------------------------------------------
 
 
-def _derive_seed(seed: int, *keys: int) -> int:
+def derive_seed(seed: int, *keys: int) -> int:
     """A 63-bit seed derived from ``seed`` and integer ``keys`` (NumPy's SeedSequence hashing).
 
     Deriving rather than adding (``seed + epoch``) keeps the streams of neighbouring seeds and
-    epochs unrelated.
+    epochs unrelated. The first key names the stream (``STREAM_*``).
     """
     state = np.random.SeedSequence([seed, *keys]).generate_state(1, dtype=np.uint64)[0]
     return int(state) >> 1
 
 
-def _check_number(name: str, value: Any, *, low: float, low_ok: bool = True, high: float | None = None, integer: bool = False) -> None:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
-        raise TypeError(f"{name} must be a finite {'integer' if integer else 'number'}, got {value!r}")
-    if value < low or (value == low and not low_ok) or (high is not None and value >= high):
-        upper = "" if high is None else f" and < {high}"
-        raise ValueError(f"{name} must be {'>=' if low_ok else '>'} {low}{upper}, got {value!r}")
-
-
-def _fit_config(
-    *,
-    train_data: Dataset,
-    epochs: int,
-    batch_size: int,
-    optimizer: str,
-    lr: float,
-    weight_decay: float,
-    momentum: float,
-    schedule: str,
-    warmup_epochs: float | None,
-    warmup_steps: int | None,
-    label_smoothing: float,
-    grad_clip: float | None,
-    augment: Any,
-    train_sizes: Sequence[int] | None,
-    progressive: bool,
-    channels_last: bool,
-    precision: str,
-    out_dir: Any,
-    resume: bool,
-    seed: int,
-) -> dict[str, Any]:
-    """Validate ``fit``'s settings and return them as a plain dict (stored in the checkpoint)."""
-    _check_number("epochs", epochs, low=1, integer=True)
-    _check_number("batch_size", batch_size, low=1, integer=True)
-    _check_number("lr", lr, low=0, low_ok=False)
-    _check_number("weight_decay", weight_decay, low=0)
-    _check_number("momentum", momentum, low=0, high=1)
-    _check_number("label_smoothing", label_smoothing, low=0, high=1)
-    _check_number("seed", seed, low=0, integer=True)
-    if grad_clip is not None:
-        _check_number("grad_clip", grad_clip, low=0, low_ok=False)
-    if not isinstance(channels_last, bool):
-        raise TypeError(f"channels_last must be True or False, got {channels_last!r}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid names: {', '.join(PRECISIONS)}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(OPTIMIZERS)}")
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown schedule {schedule!r}; valid names: {', '.join(SCHEDULES)}")
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir, the run folder that holds checkpoint.pt")
-    if not hasattr(train_data, "__len__") or not hasattr(train_data, "__getitem__"):
-        raise TypeError(f"train_data must be a map-style Dataset with __len__ and __getitem__, got {type(train_data).__name__}")
-    n = len(train_data)
-    if n == 0:
-        raise ValueError("train_data is empty; check the split name and any subset you took")
-    steps_per_epoch = max(1, n // batch_size)
-    total_steps = epochs * steps_per_epoch
-    if warmup_steps is None:
-        if warmup_epochs is None:
-            warmup_steps = round(DEFAULT_WARMUP[schedule] * total_steps)
-        else:
-            _check_number("warmup_epochs", warmup_epochs, low=0)
-            warmup_steps = round(warmup_epochs * steps_per_epoch)
-    _check_number("warmup_steps", warmup_steps, low=0, integer=True)
-    if warmup_steps >= total_steps:
-        raise ValueError(
-            f"warmup ({warmup_steps} steps) must be shorter than training ({total_steps} steps); "
-            "lower warmup_epochs/warmup_steps or raise epochs"
-        )
-    augment_obj = _as_augment(augment)
-    if train_sizes is not None:
-        train_sizes = list(check_sizes(train_sizes, "train_sizes"))
-    if not isinstance(progressive, bool):
-        raise TypeError(f"progressive must be True or False, got {progressive!r}")
-    if progressive and (train_sizes is None or len(train_sizes) < 2):
-        raise ValueError("progressive=True needs at least two train_sizes, e.g. train_sizes=(32, 48, 64)")
-    return {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": optimizer,
-        "lr": float(lr),
-        "weight_decay": float(weight_decay),
-        "momentum": float(momentum),
-        "schedule": schedule,
-        "warmup_steps": int(warmup_steps),
-        "label_smoothing": float(label_smoothing),
-        "grad_clip": None if grad_clip is None else float(grad_clip),
-        "augment": None if augment_obj is None else augment_obj.to_dict(),
-        "train_sizes": train_sizes,
-        "progressive": progressive,
-        "channels_last": channels_last,
-        "seed": int(seed),
-        "train_size": n,
-        "steps_per_epoch": steps_per_epoch,
-        "total_steps": total_steps,
-    }
-
-
-#: Values of ``fit(precision=...)``.
-PRECISIONS = ("fp32", "bf16", "auto")
+def _run_record(config: FitConfig, plan: _Plan) -> dict[str, Any]:
+    """What a checkpoint stores about its run, and what ``resume`` requires to be equal: every
+    setting, plus the dataset size and the precision actually used."""
+    return {**config.to_dict(), "train_size": plan.train_size, "precision": plan.precision,
+            "warmup_steps": plan.warmup_steps}
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
@@ -575,14 +516,13 @@ def _resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _resolution_schedule(config: dict[str, Any]) -> Callable[[int], int] | None:
+def _resolution_schedule(config: FitConfig, plan: _Plan) -> Callable[[int], int] | None:
     """The training resolution as a function of the global step, or ``None`` for the data's own size."""
-    sizes = config["train_sizes"]
-    if sizes is None:
+    if config.train_sizes is None:
         return None
-    if config["progressive"]:
-        return ProgressiveResolution(sizes, config["total_steps"])
-    return RandomResolution(sizes, config["seed"])
+    if config.progressive:
+        return ProgressiveResolution(config.train_sizes, plan.total_steps)
+    return RandomResolution(config.train_sizes, config.seed)
 
 
 def validation_size(train_sizes: Sequence[int], progressive: bool = False) -> int:
@@ -630,7 +570,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_number("weight_decay", weight_decay, low=0)
+    check_number("weight_decay", weight_decay, minimum=0.0)
     decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
@@ -638,11 +578,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     return [{"params": decay, "weight_decay": float(weight_decay)}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-#: The earlier name of ``param_groups``, kept so existing code keeps working.
-parameter_groups = param_groups
+def make_optimizer(model: nn.Module, name: str, *, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
+    """The optimizer ``fit`` builds: ``"adamw"`` or ``"sgd"`` (Nesterov momentum) over ``param_groups``.
 
-
-def _make_optimizer(model: nn.Module, name: str, *, lr: float, weight_decay: float, momentum: float) -> torch.optim.Optimizer:
+    Raises:
+        ValueError: for an unknown name or a model with no trainable parameters.
+    """
+    check_choice("optimizer", name, OPTIMIZERS)
     groups = param_groups(model, weight_decay)
     if not any(group["params"] for group in groups):
         raise ValueError("the model has no trainable parameters (all have requires_grad=False)")
@@ -680,8 +622,7 @@ def schedule_factor(name: str, step: int, *, warmup_steps: int, total_steps: int
         ValueError: for an unknown name (the message lists the valid ones), ``total_steps < 1`` or a
             warm-up outside ``[0, total_steps)``.
     """
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(SCHEDULES)}")
+    check_choice("schedule", name, SCHEDULES)
     if total_steps < 1 or not 0 <= warmup_steps < total_steps:
         raise ValueError(
             f"need total_steps >= 1 and 0 <= warmup_steps < total_steps, got warmup_steps={warmup_steps}, "
@@ -711,46 +652,6 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, name: str, *, total_steps:
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: schedule_factor(name, step, warmup_steps=warmup_steps, total_steps=total_steps)
     )
-
-
-def _tensor_view(data: Dataset) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """``(images, labels)`` tensors when ``data`` exposes them whole, else ``None``."""
-    if isinstance(data, TensorDataset) and len(data.tensors) == 2:
-        return data.tensors[0], data.tensors[1]
-    images, labels = getattr(data, "images", None), getattr(data, "labels", None)
-    if isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor) and len(images) == len(labels) == len(data):
-        if getattr(data, "transform", None) is None:  # a per-item transform must run through __getitem__
-            return images, labels
-    return None
-
-
-def _batches(
-    data: Dataset, batch_size: int, device: torch.device, *, shuffle_seed: int | None = None, channels_last: bool = False
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(images, labels)`` batches on ``device``, float images in [0, 1] (NHWC if ``channels_last``).
-
-    With ``shuffle_seed`` the order is a permutation drawn from a generator seeded with it and the
-    last incomplete batch is dropped (training); without, batches follow the dataset order and
-    include the remainder (evaluation).
-    """
-    n = len(data)
-    if shuffle_seed is None:
-        order, stop = torch.arange(n), n
-    else:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
-        stop = max(1, n // batch_size) * batch_size if n >= batch_size else n
-    tensors = _tensor_view(data)
-    if tensors is None:
-        loader = DataLoader(data, batch_size=batch_size, sampler=order[:stop].tolist(), num_workers=0)
-        chunks = iter(loader)
-    else:
-        chunks = ((tensors[0][idx], tensors[1][idx]) for idx in order[:stop].split(batch_size))
-    for images, labels in chunks:
-        images = images.to(device, non_blocking=True)
-        images = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        yield images, torch.as_tensor(labels).to(device=device, dtype=torch.long, non_blocking=True)
 
 
 def _nonfinite_message(value: float, epoch: int, step: int, lr: float, grad_clip: float | None) -> str:
@@ -793,7 +694,7 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, s
     path.parent.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
     state = {
-        "format": 1,
+        "format": 2,
         "epoch": len(history),
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -825,21 +726,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train with fit(..., out_dir=...) first, or start without resume")
+        raise FileNotFoundError(f"no checkpoint at {path}; start without resume (a run writes one at every epoch end)")
     return torch.load(path, map_location=map_location, weights_only=True)
-
-
-_RESUME_MUST_MATCH = (
-    "epochs", "batch_size", "optimizer", "lr", "weight_decay", "momentum", "schedule", "warmup_steps",
-    "label_smoothing", "grad_clip", "augment", "channels_last", "seed", "train_size",
-    "train_sizes", "progressive", "precision",
-)
 
 
 def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, config: dict[str, Any], device: torch.device) -> tuple[History, int]:
     state = load_checkpoint(path, map_location=device)
+    if state.get("format") != 2:
+        raise ValueError(f"{path} was written by an older version of fit (format {state.get('format')}); "
+                         "start a new run folder without resume")
     saved = state["config"]
-    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {config[k]!r}" for k in _RESUME_MUST_MATCH if saved.get(k) != config[k]]
+    diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {config[k]!r}" for k in config if saved.get(k) != config[k]]
     if diff:
         raise ValueError(
             "cannot resume exactly: settings differ from the run that wrote the checkpoint ("
@@ -902,9 +799,9 @@ def evaluate(
         raise ValueError(f"unknown breakdown {unknown}; valid values for by: {', '.join(BREAKDOWNS)} (or a tuple of them)")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_number("batch_size", batch_size, low=1, integer=True)
-    if len(data) == 0:
-        raise ValueError("cannot evaluate on an empty dataset; check the split name and any subset you took")
+    check_int("batch_size", batch_size, minimum=1)
+    check_dataset("data", data)
+    check_bool("return_predictions", return_predictions)
     sizes = getattr(data, "object_sizes", None)
     if "size" in wanted and sizes is None:
         raise ValueError(f"by='size' needs a dataset with object_sizes; {type(data).__name__} has none")
@@ -917,7 +814,7 @@ def evaluate(
     loss_sum, preds, targets = 0.0, [], []
     try:
         with torch.inference_mode():
-            for images, labels in _batches(data, batch_size, device, channels_last=_uses_channels_last(model)):
+            for images, labels in batches(data, batch_size, device, channels_last=uses_channels_last(model)):
                 logits = model(images)
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
                 preds.append(logits.argmax(dim=1).cpu())
@@ -941,7 +838,7 @@ def evaluate(
     return result
 
 
-def _uses_channels_last(model: nn.Module) -> bool:
+def uses_channels_last(model: nn.Module) -> bool:
     """Whether the model's first spatial convolution weight is stored channels-last (set by ``fit``)."""
     for param in model.parameters():
         if param.ndim == 4 and param.shape[2] * param.shape[3] > 1:
@@ -1007,8 +904,7 @@ def gradient_norms(
     probe = copy.deepcopy(model)
     probe.train()
     device = next(probe.parameters()).device
-    images = images.to(device)
-    images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    images = to_float_images(images.to(device))
     layers = [(name, m) for name, m in probe.named_modules() if isinstance(m, layer_types)]
     if not layers:
         raise ValueError(f"the model has no layers of type {[t.__name__ for t in layer_types]}")

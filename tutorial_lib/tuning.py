@@ -1,16 +1,15 @@
-"""Tuning: the learning-rate range test, a validation split by source digit, and a small Optuna search.
+"""Tuning: the learning-rate range test, schedule curves, and a small Optuna search.
 
 Notebook 08 turns a working ResNet into a well-trained one, one measured choice at a time. This
-module holds the tools it needs beyond ``tutorial_lib.train`` (which owns ``fit``, the schedules and
-``param_groups``):
+module holds the tools it needs beyond ``tutorial_lib.train`` (which owns ``FitConfig``, ``fit``, the
+schedules and ``param_groups``) and ``tutorial_lib.data`` (which owns ``validation_split``, the
+held-out validation set carved from the training split by source digit, and ``augment_from_strength``):
 
 * ``lr_range_test``: Smith's learning-rate range test (Smith 2017, "Cyclical Learning Rates for
   Training Neural Networks", sec 3.3), as an exponential sweep with a bias-corrected smoothed loss.
   It leaves the model and optimizer exactly as they were.
-* ``validation_split``: a held-out validation set carved from the training split *by source digit*,
-  so hyperparameters are chosen without ever looking at the test split.
 * ``search``: a small Optuna search (TPE sampler, median pruning) over learning rate, weight decay,
-  label smoothing and augmentation strength.
+  label smoothing and augmentation strength; every trial's settings are a ``FitConfig``.
 * Small measurements used to correct the source text: ``time_step_at_lrs`` (the learning rate
   changes no per-step cost) and ``linear_scaled_lr`` (Goyal et al. 2017's linear scaling rule).
 * ``summarize_runs`` and ``mean_difference``: mean and spread of recipe runs over seeds (the records
@@ -34,13 +33,26 @@ from torch import nn
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from tutorial_lib import train as _train
-from tutorial_lib.train import DEFAULT_WARMUP, SCHEDULES, Augment, fit, schedule_factor
+from tutorial_lib._validate import check_choice, check_int, check_number
+from tutorial_lib.data import augment_from_strength, batches, check_dataset, to_float_images, validation_split
+from tutorial_lib.train import (
+    DEFAULT_WARMUP,
+    OPTIMIZERS,
+    SCHEDULES,
+    STREAM_RANGE_TEST,
+    FitConfig,
+    derive_seed,
+    fit,
+    make_optimizer,
+    schedule_factor,
+    uses_channels_last,
+)
 
-#: Optimizers the range test builds by name (it also accepts an optimizer object).
-RANGE_TEST_OPTIMIZERS = ("sgd", "adamw")
-#: Hyperparameters ``search`` can tune, by name.
+#: Hyperparameters ``search`` can tune, by name: ``FitConfig`` settings, and ``augment_strength``,
+#: one number that sets ``FitConfig.augment`` through ``augment_from_strength``.
 SEARCH_PARAMS = ("lr", "weight_decay", "label_smoothing", "augment_strength")
+#: The ``FitConfig`` setting each search parameter sets (the identity except ``augment_strength``).
+SEARCH_SETS = {name: "augment" if name == "augment_strength" else name for name in SEARCH_PARAMS}
 #: The default search space: ``name: (low, high, "log" | "linear")``. The learning-rate range suits
 #: AdamW (``search``'s default optimizer); weight decay spans the usual 1e-5 (SGD-style) to 0.1
 #: (AdamW-style, Loshchilov & Hutter 2019); label smoothing stops at 0.2 (0.1 in Szegedy et al.
@@ -51,136 +63,10 @@ DEFAULT_SPACE: dict[str, tuple[float, float, str]] = {
     "label_smoothing": (0.0, 0.2, "linear"),
     "augment_strength": (0.0, 1.0, "linear"),
 }
-#: ``fit`` options ``search`` keeps fixed unless ``fit_options`` says otherwise.
+#: ``FitConfig`` settings ``search`` keeps fixed unless ``fit_options`` says otherwise.
 DEFAULT_SEARCH_FIT = {"batch_size": 64, "optimizer": "adamw", "schedule": "onecycle", "channels_last": True}
-#: ``fit`` options that ``search`` sets itself and ``fit_options`` may not hold.
-_SEARCH_OWNS = ("model", "train_data", "val_data", "epochs", "seed", "device", "progress", "on_epoch_end", "out_dir", "resume")
-
-
-def _check_number(name: str, value: Any, *, low: float, low_ok: bool = True, high: float | None = None, high_ok: bool = False, integer: bool = False) -> None:
-    """Raise TypeError/ValueError unless ``value`` is a finite number in the given range."""
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or (not integer and not math.isfinite(value)):
-        raise TypeError(f"{name} must be a finite {'integer' if integer else 'number'}, got {value!r}")
-    if value < low or (value == low and not low_ok):
-        raise ValueError(f"{name} must be {'>=' if low_ok else '>'} {low}, got {value!r}")
-    if high is not None and (value > high or (value == high and not high_ok)):
-        raise ValueError(f"{name} must be {'<=' if high_ok else '<'} {high}, got {value!r}")
-
-
-# --------------------------------------------------------------------------------------------------
-# Validation split and augmentation strength
-# --------------------------------------------------------------------------------------------------
-
-
-class TensorSubset(Dataset):
-    """Some items of a tensor-backed dataset, still exposing ``images``/``labels`` for fast batching.
-
-    ``fit`` and ``evaluate`` batch a dataset by tensor indexing when it exposes ``images`` and
-    ``labels`` (much faster on a CPU than ``torch.utils.data.Subset``'s per-item path); this keeps
-    that, plus ``object_sizes``, ``digit_indices`` and ``classes`` when the parent has them.
-
-    Args:
-        dataset: a dataset with ``images`` (N, C, H, W) and ``labels`` (N,) tensors.
-        indices: which items to keep (a 1-D integer or boolean tensor).
-    """
-
-    def __init__(self, dataset: Dataset, indices: torch.Tensor) -> None:
-        images, labels = getattr(dataset, "images", None), getattr(dataset, "labels", None)
-        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
-            raise TypeError(f"{type(dataset).__name__} does not expose .images and .labels tensors; use torch.utils.data.Subset")
-        indices = torch.as_tensor(indices)
-        self.images = images[indices]
-        self.labels = labels[indices]
-        for name in ("object_sizes", "digit_indices"):
-            value = getattr(dataset, name, None)
-            setattr(self, name, None if value is None else torch.as_tensor(value)[indices])
-        self.classes = list(getattr(dataset, "classes", None) or [str(c) for c in range(int(labels.max()) + 1)])
-        self.split = getattr(dataset, "split", None)
-        self.image_size = getattr(dataset, "image_size", None)
-
-    def __len__(self) -> int:
-        return self.labels.shape[0]
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        image = image.to(torch.float32).div_(255.0) if image.dtype == torch.uint8 else image
-        return image, int(self.labels[index])
-
-    def __repr__(self) -> str:
-        return f"TensorSubset({len(self)} items of {self.split or 'a dataset'})"
-
-
-def validation_split(dataset: Dataset, fraction: float = 0.2, *, by: str = "source", seed: int = 0) -> tuple[TensorSubset, TensorSubset]:
-    """Split a training set into a training part and a held-out validation part.
-
-    Tuning on the test split would make the test accuracy an optimistic, tuned number; the
-    validation set must come from the training data. With ``by="source"`` the validation part holds
-    every image drawn from the last ``fraction`` of the training split's *source digits* (the
-    handwritten digits of ``multiscale-digits``), so it measures what the test split measures,
-    generalization to digits never seen in training, without touching a test digit. The cut is
-    contiguous, as the train/test cut of ``tutorial_lib.data`` is (neighbouring rows are likelier
-    to share a writer), and does not depend on the seed.
-
-    Args:
-        dataset: a training split exposing ``images`` and ``labels`` (and ``digit_indices`` for
-            ``by="source"``), e.g. ``load_dataset("multiscale-digits", "train")``.
-        fraction: share of the source digits (``by="source"``) or of the images (``by="item"``)
-            held out, in (0, 1).
-        by: ``"source"`` (by source digit) or ``"item"`` (a random permutation of the images,
-            for datasets without source ids).
-        seed: seeds the permutation of ``by="item"``.
-
-    Returns:
-        ``(train_part, val_part)``, two ``TensorSubset``.
-
-    Raises:
-        ValueError: for a fraction outside (0, 1), an unknown ``by``, or a split that leaves a part empty.
-        TypeError: if the dataset lacks the tensors the chosen ``by`` needs.
-    """
-    _check_number("fraction", fraction, low=0.0, low_ok=False, high=1.0)
-    if by not in ("source", "item"):
-        raise ValueError(f"unknown by={by!r}; valid values: source, item")
-    n = len(dataset)
-    if by == "source":
-        sources = getattr(dataset, "digit_indices", None)
-        if sources is None:
-            raise TypeError(f"{type(dataset).__name__} has no digit_indices; use by='item' for a random split")
-        sources = torch.as_tensor(sources)
-        unique = torch.unique(sources)
-        cut = unique[len(unique) - max(1, round(fraction * len(unique)))]
-        held = sources >= cut
-    else:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        held = torch.zeros(n, dtype=torch.bool)
-        held[order[: max(1, round(fraction * n))]] = True
-    if held.all() or not held.any():
-        raise ValueError(f"fraction={fraction} leaves an empty part of {n} items; use a fraction nearer 0.2")
-    return TensorSubset(dataset, (~held).nonzero().flatten()), TensorSubset(dataset, held.nonzero().flatten())
-
-
-def augment_from_strength(strength: float, *, flip: bool = False) -> Augment | None:
-    """One number for the strength of the augmentation: shift, zoom and rotation grow together.
-
-    Tuning one magnitude instead of each operation's own range keeps a search small; RandAugment
-    (Cubuk et al. 2020, sec 3) does the same with its global magnitude M. At strength ``s``:
-    shifts up to ``0.15 s`` of the side, zoom in ``[1 / (1 + 0.3 s), 1 + 0.3 s]`` (a random-resized
-    crop's scale range, as a zoom) and rotations up to ``15 s`` degrees (a slant writers produce).
-
-    Args:
-        strength: 0 (no augmentation) to 1.
-        flip: add random horizontal flips (leave off for digits: a mirrored digit is no digit).
-
-    Returns:
-        An ``Augment``, or ``None`` for strength 0 without flips.
-    """
-    _check_number("strength", strength, low=0.0, high=1.0, high_ok=True)
-    if not isinstance(flip, bool):
-        raise TypeError(f"flip must be True or False, got {flip!r}")
-    if strength == 0 and not flip:
-        return None
-    zoom = 1.0 + 0.3 * strength
-    return Augment(max_shift=0.15 * strength, scale=(1.0 / zoom, zoom), rotate=15.0 * strength, flip=flip)
+#: ``FitConfig`` settings that ``search`` sets from its own arguments, so ``fit_options`` may not hold them.
+_SEARCH_OWNS = ("epochs", "seed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -197,10 +83,9 @@ def schedule_curve(name: str, total_steps: int, *, lr: float = 1.0, warmup_steps
         lr: the peak learning rate.
         warmup_steps: warm-up length; default: ``fit``'s (``DEFAULT_WARMUP``).
     """
-    if name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(SCHEDULES)}")
-    _check_number("total_steps", total_steps, low=1, integer=True)
-    _check_number("lr", lr, low=0.0, low_ok=False)
+    check_choice("schedule", name, SCHEDULES)
+    check_int("total_steps", total_steps, minimum=1)
+    check_number("lr", lr, minimum=0.0, min_inclusive=False)
     if warmup_steps is None:
         warmup_steps = round(DEFAULT_WARMUP[name] * total_steps)
     return [lr * schedule_factor(name, step, warmup_steps=warmup_steps, total_steps=total_steps) for step in range(total_steps)]
@@ -213,9 +98,9 @@ def linear_scaled_lr(batch_size: int, *, base_lr: float = 0.1, base_batch_size: 
     the reference ``0.1 x batch_size / 256`` for ResNet-50 trained with SGD. It holds up to about
     8k images per batch on ImageNet with a gradual warm-up (sec 2.2); it is a rule for SGD, not a law.
     """
-    _check_number("batch_size", batch_size, low=1, integer=True)
-    _check_number("base_batch_size", base_batch_size, low=1, integer=True)
-    _check_number("base_lr", base_lr, low=0.0, low_ok=False)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("base_batch_size", base_batch_size, minimum=1)
+    check_number("base_lr", base_lr, minimum=0.0, min_inclusive=False)
     return base_lr * batch_size / base_batch_size
 
 
@@ -252,23 +137,21 @@ def time_step_at_lrs(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not isinstance(labels, torch.Tensor) or labels.shape != images.shape[:1]:
         raise ValueError("images must be an (N, C, H, W) tensor and labels an (N,) tensor")
-    if optimizer not in RANGE_TEST_OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(RANGE_TEST_OPTIMIZERS)}")
+    check_choice("optimizer", optimizer, OPTIMIZERS)
     if not lrs:
         raise ValueError("lrs must hold at least one learning rate")
     for lr in lrs:
-        _check_number("lr", lr, low=0.0, low_ok=False)
-    _check_number("repeats", repeats, low=1, integer=True)
-    _check_number("warmup", warmup, low=0, integer=True)
+        check_number("lr", lr, minimum=0.0, min_inclusive=False)
+    check_int("repeats", repeats, minimum=1)
+    check_int("warmup", warmup, minimum=0)
     device = next(model.parameters()).device
-    images = images.to(device)
-    images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+    images = to_float_images(images.to(device))
     labels = labels.to(device).long()
     runs = []
     for lr in lrs:
         copy_ = copy.deepcopy(model)
         copy_.train()
-        runs.append((lr, copy_, _train._make_optimizer(copy_, optimizer, lr=lr, weight_decay=0.0, momentum=0.9)))
+        runs.append((lr, copy_, make_optimizer(copy_, optimizer, lr=lr)))
     times: dict[float, list[float]] = {float(lr): [] for lr in lrs}
     for i in range(warmup + repeats):
         for lr, net, opt in runs:
@@ -300,7 +183,7 @@ def smooth_losses(losses: Sequence[float], beta: float = 0.98) -> list[float]:
         losses: raw losses, in order.
         beta: weight of the past, in [0, 1); 0 returns the losses unchanged.
     """
-    _check_number("beta", beta, low=0.0, high=1.0)
+    check_number("beta", beta, minimum=0.0, maximum=1.0, max_inclusive=False)
     avg, out = 0.0, []
     for t, loss in enumerate(losses, start=1):
         avg = beta * avg + (1.0 - beta) * float(loss)
@@ -433,29 +316,27 @@ def lr_range_test(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
-    if not hasattr(data, "__len__") or not hasattr(data, "__getitem__") or len(data) == 0:
-        raise ValueError("data must be a non-empty map-style dataset of (image, label)")
-    _check_number("start_lr", start_lr, low=0.0, low_ok=False)
-    _check_number("end_lr", end_lr, low=0.0, low_ok=False)
+    check_dataset("data", data)
+    check_number("start_lr", start_lr, minimum=0.0, min_inclusive=False)
+    check_number("end_lr", end_lr, minimum=0.0, min_inclusive=False)
     if end_lr <= start_lr:
         raise ValueError(f"end_lr must be larger than start_lr, got start_lr={start_lr}, end_lr={end_lr}")
-    _check_number("num_steps", num_steps, low=5, integer=True)
-    _check_number("batch_size", batch_size, low=1, integer=True)
-    _check_number("smooth", smooth, low=0.0, high=1.0)
-    _check_number("diverge_factor", diverge_factor, low=1.0, low_ok=False)
-    _check_number("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    _check_number("seed", seed, low=0, integer=True)
+    check_int("num_steps", num_steps, minimum=5)
+    check_int("batch_size", batch_size, minimum=1)
+    check_number("smooth", smooth, minimum=0.0, maximum=1.0, max_inclusive=False)
+    check_number("diverge_factor", diverge_factor, minimum=1.0, min_inclusive=False)
+    check_number("label_smoothing", label_smoothing, minimum=0.0, maximum=1.0, max_inclusive=False)
+    check_int("seed", seed, minimum=0)
     if isinstance(optimizer, torch.optim.Optimizer):
         owned = {id(p) for p in model.parameters()}
         if any(id(p) not in owned for group in optimizer.param_groups for p in group["params"]):
             raise ValueError("the optimizer holds parameters that are not the model's; pass the optimizer of this model")
         opt = optimizer
     elif isinstance(optimizer, str):
-        if optimizer not in RANGE_TEST_OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid names: {', '.join(RANGE_TEST_OPTIMIZERS)} (or an optimizer object)")
-        opt = _train._make_optimizer(model, optimizer, lr=start_lr, weight_decay=weight_decay, momentum=momentum)
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        opt = make_optimizer(model, optimizer, lr=start_lr, weight_decay=weight_decay, momentum=momentum)
     else:
-        raise TypeError(f"optimizer must be a name ({', '.join(RANGE_TEST_OPTIMIZERS)}) or a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        raise TypeError(f"optimizer must be a name ({', '.join(OPTIMIZERS)}) or a torch.optim.Optimizer, got {type(optimizer).__name__}")
 
     device = params[0].device
     saved_model = copy.deepcopy(model.state_dict())
@@ -463,7 +344,7 @@ def lr_range_test(
     saved_grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
     was_training = model.training
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
-    channels_last = _train._uses_channels_last(model)
+    channels_last = uses_channels_last(model)
     ratio = end_lr / start_lr
     lrs, losses, smoothed = [], [], []
     average, diverged = 0.0, False
@@ -514,7 +395,7 @@ def lr_range_test(
 def _endless_batches(data: Dataset, batch_size: int, device: torch.device, *, seed: int, channels_last: bool):
     """Shuffled training batches, pass after pass (a fresh permutation per pass)."""
     for epoch in range(10**9):
-        yield from _train._batches(data, batch_size, device, shuffle_seed=_train._derive_seed(seed, 4, epoch), channels_last=channels_last)
+        yield from batches(data, batch_size, device, shuffle_seed=derive_seed(seed, STREAM_RANGE_TEST, epoch), channels_last=channels_last)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -533,7 +414,7 @@ class SearchResult:
             ``seconds`` (training time), ``curve`` (validation accuracy after each epoch run) and
             one entry per searched hyperparameter.
         space: the searched space, ``{name: (low, high, scale)}``.
-        fixed: the ``fit`` options every trial shared.
+        fixed: the ``FitConfig`` settings every trial shared (those not searched).
     """
 
     study: Any
@@ -597,14 +478,13 @@ def _check_space(space: dict[str, Any] | None) -> dict[str, tuple[float, float, 
         raise TypeError("space must be a non-empty dict {name: (low, high) or (low, high, 'log'|'linear')}")
     checked = {}
     for name, spec in space.items():
-        if name not in SEARCH_PARAMS:
-            raise ValueError(f"unknown search parameter {name!r}; valid names: {', '.join(SEARCH_PARAMS)}")
+        check_choice("search parameter", name, SEARCH_PARAMS)
         if not isinstance(spec, (tuple, list)) or len(spec) not in (2, 3):
             raise TypeError(f"space[{name!r}] must be (low, high) or (low, high, 'log'|'linear'), got {spec!r}")
         low, high = spec[0], spec[1]
         scale = spec[2] if len(spec) == 3 else DEFAULT_SPACE[name][2]
-        _check_number(f"space[{name!r}] low", low, low=0.0)
-        _check_number(f"space[{name!r}] high", high, low=0.0)
+        check_number(f"space[{name!r}] low", low, minimum=0.0)
+        check_number(f"space[{name!r}] high", high, minimum=0.0)
         if scale not in ("log", "linear"):
             raise ValueError(f"space[{name!r}] scale must be 'log' or 'linear', got {scale!r}")
         if not low < high:
@@ -618,24 +498,20 @@ def _check_space(space: dict[str, Any] | None) -> dict[str, tuple[float, float, 
     return checked
 
 
-def _check_fit_options(fit_options: dict[str, Any] | None, space: dict[str, Any]) -> dict[str, Any]:
-    import inspect
-
+def _check_fit_options(fit_options: dict[str, Any] | None, space: dict[str, Any], epochs: int, seed: int) -> FitConfig:
+    """The ``FitConfig`` every trial starts from: ``DEFAULT_SEARCH_FIT``, then ``fit_options``."""
     options = dict(DEFAULT_SEARCH_FIT)
-    if fit_options is None:
-        return options
-    if not isinstance(fit_options, dict):
-        raise TypeError(f"fit_options must be a dict of tutorial_lib.train.fit options, got {type(fit_options).__name__}")
-    valid = [p for p in inspect.signature(fit).parameters if p not in _SEARCH_OWNS]
-    unknown = sorted(set(fit_options) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown or search-owned fit option(s) {unknown}; valid fit_options: {', '.join(valid)}")
-    searched = {"augment" if name == "augment_strength" else name for name in space}
-    clash = sorted(searched & set(fit_options))
-    if clash:
-        raise ValueError(f"fit_options {clash} are searched; remove them from fit_options or from space")
-    options.update(fit_options)
-    return options
+    if fit_options is not None:
+        if not isinstance(fit_options, dict):
+            raise TypeError(f"fit_options must be a dict of FitConfig settings, got {type(fit_options).__name__}")
+        owned = sorted(set(_SEARCH_OWNS) & set(fit_options))
+        if owned:
+            raise ValueError(f"fit_options {owned} are set by search's own arguments (epochs=..., seed=...); remove them")
+        clash = sorted({SEARCH_SETS[name] for name in space} & set(fit_options))
+        if clash:
+            raise ValueError(f"fit_options {clash} are searched; remove them from fit_options or from space")
+        options.update(fit_options)
+    return FitConfig.from_settings(epochs=epochs, seed=seed, **options)
 
 
 def search(
@@ -712,17 +588,17 @@ def search(
 
     from tutorial_lib.env import seed_everything
 
-    _check_number("n_trials", n_trials, low=1, integer=True)
-    _check_number("epochs", epochs, low=1, integer=True)
-    _check_number("seed", seed, low=0, integer=True)
-    _check_number("n_startup_trials", n_startup_trials, low=0, integer=True)
-    _check_number("pruner_startup_trials", pruner_startup_trials, low=0, integer=True)
+    check_int("n_trials", n_trials, minimum=1)
+    check_int("epochs", epochs, minimum=1)
+    check_int("seed", seed, minimum=0)
+    check_int("n_startup_trials", n_startup_trials, minimum=0)
+    check_int("pruner_startup_trials", pruner_startup_trials, minimum=0)
     if timeout is not None:
-        _check_number("timeout", timeout, low=0.0, low_ok=False)
+        check_number("timeout", timeout, minimum=0.0, min_inclusive=False)
     if storage is not None and not isinstance(storage, str):
         raise TypeError(f"storage must be None or an Optuna storage URL such as 'sqlite:///search.db', got {storage!r}")
     space = _check_space(space)
-    fixed = _check_fit_options(fit_options, space)
+    config = _check_fit_options(fit_options, space, epochs, seed)
     if model_fn is not None and not callable(model_fn):
         raise TypeError("model_fn must be a function that returns a fresh model")
     if train_data is None:
@@ -730,7 +606,7 @@ def search(
             raise ValueError("val_data without train_data: pass both, or neither to use multiscale-digits")
         from tutorial_lib.data import load_dataset
 
-        _check_number("num_samples", num_samples, low=10, integer=True)
+        check_int("num_samples", num_samples, minimum=10)
         train_data = load_dataset("multiscale-digits", "train", image_size=image_size, num_samples=num_samples, seed=seed)
     if val_data is None:
         train_data, val_data = validation_split(train_data, val_fraction)
@@ -747,13 +623,8 @@ def search(
         params = {}
         for name, (low, high, scale) in space.items():
             params[name] = trial.suggest_float(name, low, high, log=scale == "log")
-        options = dict(fixed)
-        for name, value in params.items():
-            if name == "augment_strength":
-                augment = augment_from_strength(value)
-                options["augment"] = None if augment is None else augment.to_dict()
-            else:
-                options[name] = value
+        options = {SEARCH_SETS[name]: augment_from_strength(value) if name == "augment_strength" else value
+                   for name, value in params.items()}
         seed_everything(seed)
         model = model_fn()
         start = time.perf_counter()
@@ -767,7 +638,7 @@ def search(
             if record["epoch"] < epochs and trial.should_prune():
                 raise optuna.TrialPruned(f"validation accuracy {record['val_acc']:.4f} below the median after epoch {record['epoch']}")
 
-        history = fit(model, train_data, epochs=epochs, val_data=val_data, seed=seed, device=device, progress=False, on_epoch_end=report, **options)
+        history = fit(model, train_data, config, val_data=val_data, device=device, progress=False, on_epoch_end=report, **options)
         return float(history.last["val_acc"])
 
     verbosity = optuna.logging.get_verbosity()
@@ -785,6 +656,7 @@ def search(
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(FloatingPointError,), show_progress_bar=progress)
     finally:
         optuna.logging.set_verbosity(verbosity)
+    fixed = {k: v for k, v in config.to_dict().items() if k not in {SEARCH_SETS[name] for name in space}}
     return SearchResult(study, [_trial_row(t, space) for t in study.trials], space, fixed)
 
 

@@ -6,22 +6,53 @@ ends with ``plt.show()`` and a test can inspect the figure without a display.
 
 from __future__ import annotations
 
-import matplotlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-matplotlib.rcParams.setdefault("figure.dpi", 100)
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from torch import Tensor
+    from torch.utils.data import Dataset
+
+    from tutorial_lib.train import History
+    from tutorial_lib.tuning import LRRangeTest
+
+__all__ = [
+    "plot_accuracy_by_size",
+    "plot_batch_size_sensitivity",
+    "plot_cost_curve",
+    "plot_depth_statistics",
+    "plot_feature_maps",
+    "plot_feature_pyramid",
+    "plot_gradient_norms",
+    "plot_histories",
+    "plot_history",
+    "plot_lr_range_test",
+    "plot_lr_schedules",
+    "plot_object_sizes",
+    "plot_resolution_sweep",
+    "plot_running_estimates",
+    "plot_search_history",
+    "plot_search_params",
+    "show_gallery",
+    "show_receptive_fields",
+    "show_splits",
+]
 
 
 # --- training curves and gradient norms (tutorial_lib.train; notebooks 02, 05-08) ------------------
 
 
-
-def _figure_and_axes(ax, figsize):
+def _figure_and_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     """``(figure, ax)`` for ``ax``, or a new figure of ``figsize`` with one axes when ``ax`` is None."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         return plt.subplots(figsize=figsize)
     return ax.figure, ax
+
 
 def _moving_average(values: list[float], window: int) -> list[float]:
     """Trailing mean over up to ``window`` values, same length as ``values``."""
@@ -34,19 +65,19 @@ def _moving_average(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _step_epochs(history) -> list[float]:
+def _step_epochs(history: History) -> list[float]:
     """The x position, in epochs, of every recorded step (step i ends at (i + 1) / steps_per_epoch)."""
     epochs = max(len(history.epochs), 1)
     per_epoch = max(len(history.step_loss) // epochs, 1) if history.epochs else max(len(history.step_loss), 1)
     return [(i + 1) / per_epoch for i in range(len(history.step_loss))]
 
 
-def _check_history(history, name: str = "history") -> None:
+def _check_history(history: Any, name: str = "history") -> None:
     if not all(hasattr(history, a) for a in ("epochs", "step_loss", "step_lr")):
         raise TypeError(f"{name} must be a tutorial_lib.train.History (what fit returns), got {type(history).__name__}")
 
 
-def plot_history(history, *, title: str | None = None, smooth: int = 20):
+def plot_history(history: History, *, title: str | None = None, smooth: int = 20) -> Figure:
     """Loss and accuracy of one ``fit`` run: two panels, x axis in epochs.
 
     The loss panel shows every step (faint), its trailing mean over ``smooth`` steps, and the
@@ -90,7 +121,7 @@ def plot_history(history, *, title: str | None = None, smooth: int = 20):
     return fig
 
 
-def plot_histories(histories, *, title: str | None = None, smooth: int = 20):
+def plot_histories(histories: Mapping[str, History], *, title: str | None = None, smooth: int = 20) -> Figure:
     """Compare several ``fit`` runs: smoothed training loss (left) and accuracy per epoch (right).
 
     Accuracy is the validation accuracy when the runs have it (solid), and the training accuracy
@@ -132,7 +163,13 @@ def plot_histories(histories, *, title: str | None = None, smooth: int = 20):
     return fig
 
 
-def plot_gradient_norms(norms, *, ax=None, title: str | None = None, log: bool = True):
+def plot_gradient_norms(
+    norms: Mapping[str, float] | Mapping[str, Mapping[str, float]],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    log: bool = True,
+) -> Figure:
     """Per-layer gradient norms (e.g. from ``tutorial_lib.train.gradient_norms``), input to output.
 
     Args:
@@ -165,7 +202,7 @@ def plot_gradient_norms(norms, *, ax=None, title: str | None = None, log: bool =
 # --- data galleries (tutorial_lib.data, multiscale-digits; notebook 00's data tour) -----------------
 
 
-def _display_image(image):
+def _display_image(image: Tensor | np.ndarray) -> np.ndarray:
     """A (3, H, W) tensor or array, float in [0, 1] or uint8, as an (H, W, 3) float array for imshow."""
     import numpy as np
 
@@ -178,12 +215,12 @@ def _display_image(image):
     return array[:, :, 0] if array.shape[2] == 1 else array
 
 
-def _check_dataset(dataset, name: str = "dataset") -> None:
+def _check_dataset(dataset: Any, name: str = "dataset") -> None:
     if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__") or len(dataset) == 0:
         raise TypeError(f"{name} must be a non-empty Dataset of (image, label), e.g. from tutorial_lib.data.load_dataset")
 
 
-def _item_title(dataset, index: int, label: int) -> str:
+def _item_title(dataset: Dataset, index: int, label: int) -> str:
     """'7 · 24 px' when the dataset records object sizes, else the class name."""
     classes = getattr(dataset, "classes", None)
     text = str(classes[label]) if classes is not None else str(label)
@@ -194,16 +231,16 @@ def _item_title(dataset, index: int, label: int) -> str:
 
 
 def show_gallery(
-    dataset,
+    dataset: Dataset,
     n: int = 16,
     *,
     ncols: int = 8,
-    indices=None,
+    indices: Sequence[int] | None = None,
     seed: int = 0,
     sort_by_size: bool = False,
     title: str | None = None,
     scale: float = 1.5,
-):
+) -> Figure:
     """A grid of examples, each titled with its label and, for ``multiscale-digits``, its object size.
 
     Args:
@@ -257,7 +294,9 @@ def show_gallery(
     return fig
 
 
-def show_splits(splits, n: int = 8, *, seed: int = 0, scale: float = 1.5, title: str | None = None):
+def show_splits(
+    splits: Mapping[str, Dataset], n: int = 8, *, seed: int = 0, scale: float = 1.5, title: str | None = None
+) -> Figure:
     """Each split side by side, one row per split, examples ordered by object size.
 
     The images all have the same side, so the rows show what changes between splits: the size of
@@ -307,7 +346,7 @@ def show_splits(splits, n: int = 8, *, seed: int = 0, scale: float = 1.5, title:
     return fig
 
 
-def plot_object_sizes(splits, *, ax=None, title: str | None = None):
+def plot_object_sizes(splits: Mapping[str, Dataset], *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Histogram of object sizes (pixels) per split: the ranges a network trains and is tested on.
 
     Args:
@@ -342,8 +381,8 @@ def plot_object_sizes(splits, *, ax=None, title: str | None = None):
 # --- convolution: feature maps, receptive fields, cost curves (notebooks 01, 03, 04) -------------
 
 
-def plot_feature_maps(maps, n: int = 16, *, ncols: int = 8, title: str | None = None, labels=None,
-                      scale: float = 1.4, cmap: str = "magma"):
+def plot_feature_maps(maps: Tensor | np.ndarray, n: int = 16, *, ncols: int = 8, title: str | None = None,
+                      labels: Sequence[str] | None = None, scale: float = 1.4, cmap: str = "magma") -> Figure:
     """Show the first ``n`` channels of a feature map, each on its own colour scale.
 
     Each channel is scaled to its own minimum and maximum: absolute values differ by orders of
@@ -394,7 +433,8 @@ def plot_feature_maps(maps, n: int = 16, *, ncols: int = 8, title: str | None = 
     return fig
 
 
-def show_receptive_fields(image, boxes, *, title: str | None = None, ax=None):
+def show_receptive_fields(image: Tensor | np.ndarray, boxes: Mapping[str, tuple[int, int, int]], *,
+                          title: str | None = None, ax: Axes | None = None) -> Figure:
     """Draw square receptive fields on an image.
 
     Args:
@@ -444,8 +484,9 @@ def show_receptive_fields(image, boxes, *, title: str | None = None, ax=None):
     return fig
 
 
-def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = None,
-                    reference=None, logy: bool = False, ax=None):
+def plot_cost_curve(x: Iterable[float], series: Mapping[str, Iterable[float]], *, xlabel: str, ylabel: str,
+                    title: str | None = None, reference: Mapping[str, Iterable[float]] | None = None,
+                    logy: bool = False, ax: Axes | None = None) -> Figure:
     """Line plot of one or more cost series against a common x axis (e.g. GMACs vs resolution).
 
     Args:
@@ -490,8 +531,9 @@ def plot_cost_curve(x, series, *, xlabel: str, ylabel: str, title: str | None = 
 # --- 05 inter-layer normalization: running statistics, activations through depth, batch size -----
 
 
-def plot_running_estimates(traces, *, target=None, xlabel: str = "training step", ylabel: str = "running_mean",
-                           title: str | None = None, ax=None):
+def plot_running_estimates(traces: Mapping[str, Iterable[float]], *, target: float | None = None,
+                           xlabel: str = "training step", ylabel: str = "running_mean",
+                           title: str | None = None, ax: Axes | None = None) -> Figure:
     """How running estimates (e.g. BatchNorm's ``running_mean``) approach a target, step by step.
 
     Args:
@@ -520,7 +562,7 @@ def plot_running_estimates(traces, *, target=None, xlabel: str = "training step"
     return fig
 
 
-def plot_depth_statistics(stats, *, title: str | None = None):
+def plot_depth_statistics(stats: Mapping[str, Mapping[str, Sequence[float]]], *, title: str | None = None) -> Figure:
     """Mean and standard deviation of each residual block's output, input to output, per model.
 
     Args:
@@ -557,7 +599,13 @@ def plot_depth_statistics(stats, *, title: str | None = None):
     return fig
 
 
-def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = None, ax=None):
+def plot_batch_size_sensitivity(
+    results: Mapping[str, Mapping[int, float]],
+    *,
+    reference: Mapping[str, Mapping[int, float]] | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
     """Test error against images per batch, one line per normalization (Wu & He 2018, Fig. 1 style).
 
     Args:
@@ -599,7 +647,13 @@ def plot_batch_size_sensitivity(results, *, reference=None, title: str | None = 
 # --- 06 multi-scale architectures: a feature pyramid, accuracy against object size ---------------
 
 
-def plot_feature_pyramid(image, features, *, title: str | None = None, scale: float = 2.3):
+def plot_feature_pyramid(
+    image: Tensor | np.ndarray,
+    features: Mapping[str, Tensor | np.ndarray],
+    *,
+    title: str | None = None,
+    scale: float = 2.3,
+) -> Figure:
     """An image and what each level of a feature pyramid makes of it, drawn at its own resolution.
 
     Top row: the image, then the mean absolute activation over the channels of every level (where
@@ -658,7 +712,7 @@ def plot_feature_pyramid(image, features, *, title: str | None = None, scale: fl
     return fig
 
 
-def _merge_size_rows(rows):
+def _merge_size_rows(rows: Iterable[Mapping[str, float]]) -> list[dict[str, float]]:
     """Rows of several splits as one list sorted by size; a bin present in two splits is pooled."""
     pooled = {}
     for row in rows:
@@ -669,7 +723,14 @@ def _merge_size_rows(rows):
             for (lo, hi), (hits, count) in sorted(pooled.items())]
 
 
-def plot_accuracy_by_size(results, *, train_range=None, chance=None, title: str | None = None, ax=None):
+def plot_accuracy_by_size(
+    results: Mapping[str, Sequence[Any]],
+    *,
+    train_range: tuple[int, int] | None = None,
+    chance: float | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
     """Accuracy against object size, one line per model, from ``evaluate(..., by="size")`` rows.
 
     Each model's value is a list of runs (one per seed); each run is the list of ``by_size`` rows
@@ -741,7 +802,7 @@ def plot_accuracy_by_size(results, *, train_range=None, chance=None, title: str 
 # --- 08 tuning: range test, schedules, search (tutorial_lib.tuning) ------------------------------
 
 
-def plot_lr_range_test(result, *, ax=None, title: str | None = None):
+def plot_lr_range_test(result: LRRangeTest, *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Training loss against learning rate from ``tutorial_lib.tuning.lr_range_test`` (log x axis).
 
     The raw loss is drawn faint, the smoothed loss bold; dashed lines mark ``suggested_lr`` (steepest
@@ -776,7 +837,9 @@ def plot_lr_range_test(result, *, ax=None, title: str | None = None):
     return fig
 
 
-def plot_lr_schedules(curves, *, ax=None, title: str | None = None, log: bool = False):
+def plot_lr_schedules(
+    curves: Mapping[str, Iterable[float]], *, ax: Axes | None = None, title: str | None = None, log: bool = False
+) -> Figure:
     """Learning rate against step, one line per schedule (all on one axes).
 
     Args:
@@ -803,12 +866,12 @@ def plot_lr_schedules(curves, *, ax=None, title: str | None = None, log: bool = 
     return fig
 
 
-def _check_rows(rows) -> None:
+def _check_rows(rows: Any) -> None:
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, dict) and "trial" in r and "state" in r for r in rows):
         raise TypeError("rows must be SearchResult.rows: a list of dicts with 'trial', 'state', 'value' and 'curve'")
 
 
-def plot_search_history(rows, *, ax=None, title: str | None = None):
+def plot_search_history(rows: Sequence[Mapping[str, Any]], *, ax: Axes | None = None, title: str | None = None) -> Figure:
     """Validation accuracy of each trial of ``tutorial_lib.tuning.search``, and the best so far.
 
     Complete trials are dots, pruned ones crosses at their last reported accuracy, failed ones
@@ -852,7 +915,9 @@ def plot_search_history(rows, *, ax=None, title: str | None = None):
     return fig
 
 
-def plot_search_params(rows, space, *, title: str | None = None):
+def plot_search_params(
+    rows: Sequence[Mapping[str, Any]], space: Mapping[str, tuple[float, float, str]], *, title: str | None = None
+) -> Figure:
     """One panel per searched hyperparameter: its value against the trial's validation accuracy.
 
     Args:
@@ -896,7 +961,13 @@ def plot_search_params(rows, space, *, title: str | None = None):
 # --- 07 multi-scale training: accuracy against test resolution ----------------------------------
 
 
-def plot_resolution_sweep(results, *, train_sizes=None, chance=None, title: str | None = None):
+def plot_resolution_sweep(
+    results: Mapping[str, Mapping[str, Mapping[int, float]]],
+    *,
+    train_sizes: Mapping[str, Sequence[int]] | Sequence[int] | None = None,
+    chance: float | None = None,
+    title: str | None = None,
+) -> Figure:
     """Accuracy against test resolution, one panel per test split and one line per model.
 
     Args:

@@ -36,6 +36,7 @@ from torch import nn
 
 from tutorial_lib import checks
 from tutorial_lib.cost import count_flops, count_parameters
+from tutorial_lib.data import to_float_images
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.layers import conv_output_size, format_receptive_fields, measure_receptive_field, receptive_field
 from tutorial_lib.models import resnet101, stage_shapes
@@ -210,7 +211,7 @@ MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet statistics
 photo = getattr(skimage.data, IMAGE)()                     # (H, W, 3) uint8, shipped with scikit-image
 image = torch.from_numpy(photo).permute(2, 0, 1)            # (3, H, W)
 image = TF.center_crop(TF.resize(image, IMAGE_SIZE, antialias=True), IMAGE_SIZE)
-batch = TF.normalize(image.float().div(255), MEAN, STD).unsqueeze(0).to(device)
+batch = TF.normalize(to_float_images(image), MEAN, STD).unsqueeze(0).to(device)
 print("photo:", photo.shape, "-> input batch:", tuple(batch.shape))
 
 boxes = {}

@@ -36,9 +36,11 @@ from torch import nn
 
 from tutorial_lib import checks
 from tutorial_lib.blocks import BasicBlock, projection
+from tutorial_lib.checks import prove_equal
 from tutorial_lib.cost import count_parameters
 from tutorial_lib.data import load_dataset
 from tutorial_lib.env import choose_device, seed_everything
+from tutorial_lib.norm import randomize_norm
 from tutorial_lib.train import evaluate, fit, gradient_norms
 from tutorial_lib.viz import plot_gradient_norms, plot_histories
 
@@ -132,41 +134,22 @@ block = InlineBasicBlock(16, 16).to(device)
 x = torch.randn(2, 16, IMAGE_SIZE, IMAGE_SIZE, device=device)
 print("in:", tuple(x.shape), "-> out:", tuple(block(x).shape))
 
-
 # %% [markdown]
-# **Prove it equals the package's block.** Same parameter count; the package block's weights load
-# with `strict=True` (every key present, every shape equal); identical outputs, not merely close, in
-# training mode (batch statistics) and in eval mode (running statistics). The package block's
-# BatchNorm parameters and statistics are randomized first, so that eval mode has something to get
-# wrong.
+# **Prove it equals the package's block.** `tutorial_lib.checks.prove_equal` asserts the same
+# parameter count; that the package block's weights load with `strict=True` (every key present,
+# every shape equal); and identical outputs, not merely close (`torch.equal`), in training mode
+# (batch statistics) and in eval mode (running statistics). A fresh BatchNorm is the identity in
+# eval mode (weight 1, bias 0, mean 0, variance 1), so `tutorial_lib.norm.randomize_norm` first
+# gives the package block's BatchNorm layers random parameters and statistics: eval mode then has
+# something to get wrong.
 
 # %% tags=["nbval-check-output"]
-def randomize_norm(module: nn.Module) -> None:
-    # Fresh BatchNorms are the identity (weight 1, bias 0, mean 0, var 1): make them non-trivial.
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                for tensor in (m.running_mean, m.weight, m.bias):
-                    tensor.copy_(0.2 * torch.randn(m.num_features, generator=generator))
-                m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-
 for inplanes, planes, stride in [(16, 16, 1), (16, 32, 2)]:
     shortcut = projection(inplanes, planes, stride) if (stride, inplanes) != (1, planes) else None
-    reference = BasicBlock(inplanes, planes, stride, shortcut).to(device)
-    randomize_norm(reference)
+    reference = randomize_norm(BasicBlock(inplanes, planes, stride, shortcut).to(device), seed=SEED)
     inline = InlineBasicBlock(inplanes, planes, stride, projection(inplanes, planes, stride) if shortcut else None).to(device)
-    assert count_parameters(inline) == count_parameters(reference)
-    inline.load_state_dict(reference.state_dict(), strict=True)
     x = torch.randn(4, inplanes, 16, 16, device=device)
-    for mode in ("train", "eval"):
-        inline.train(mode == "train")
-        reference.train(mode == "train")
-        with torch.no_grad():
-            difference = (inline(x.clone()) - reference(x.clone())).abs().max().item()
-        assert difference == 0.0
-        print(f"BasicBlock({inplanes}, {planes}, stride={stride}) {mode:>5}: "
-              f"{count_parameters(inline):,} parameters each, max |difference| = {difference}")
+    print(f"BasicBlock({inplanes}, {planes}, stride={stride}):", prove_equal(inline, reference, x))
 
 
 # %% [markdown]
@@ -350,15 +333,17 @@ print(signature + rest.partition('"""\n')[2])
 # %% [markdown]
 # In order:
 #
-# 1. **Check the settings, then freeze them.** `_fit_config` rejects bad values before any work
-#    (a negative learning rate, an unknown optimizer name: the message lists the valid ones) and
-#    returns the settings as a plain dict, which every checkpoint stores.
+# 1. **Check the inputs, then freeze the settings.** The model and the datasets are checked, and
+#    the keyword settings become a `FitConfig`, a frozen dataclass that rejects bad values before
+#    any work (a negative learning rate, an unknown optimizer name: the message suggests the valid
+#    ones). The same `FitConfig` is what recipes, the command line and every checkpoint hold.
 # 2. **Optimizer and schedule.** AdamW by default (SGD with Nesterov momentum on request), with
-#    weight decay on convolution and linear weights only (`parameter_groups`). The learning rate
+#    weight decay on convolution and linear weights only (`param_groups`). The learning rate
 #    follows a one-cycle schedule, updated after every batch (`schedule_factor`).
 # 3. **Resume, or seed.** With `resume=True`, model, optimizer, scheduler, random state and history
 #    come back from `out_dir/checkpoint.pt`. Shuffling and augmentation draw from generators seeded
-#    by `(seed, epoch)` and `(seed, epoch, step)`, never from hidden global state; that is what makes
+#    by `(seed, stream, epoch)` and `(seed, stream, epoch, step)` (`derive_seed`, one stream per
+#    source of randomness), never from hidden global state; that is what makes
 #    a resumed run end with exactly the weights of an uninterrupted one (a test checks it bit for bit).
 # 4. **`model.train()` at the start of every epoch**, because validation switches the model to
 #    `eval()` in between (BatchNorm must use batch statistics while training and running

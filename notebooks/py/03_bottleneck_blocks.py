@@ -29,9 +29,11 @@ from torch import nn
 
 from tutorial_lib import checks
 from tutorial_lib.blocks import BasicBlock, Bottleneck, projection
+from tutorial_lib.checks import prove_equal
 from tutorial_lib.cost import count_flops, count_parameters
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import resnet101
+from tutorial_lib.norm import randomize_norm
 
 # %% [markdown]
 # ## Parameters
@@ -114,37 +116,17 @@ block = InlineBottleneck(256, 64).to(device)
 x = torch.randn(BATCH, 256, SIZE, SIZE, device=device)
 print("in:", tuple(x.shape), "-> out:", tuple(block(x).shape))
 
-
 # %% [markdown]
-# **Prove it equals the package's block.** Same parameter count, the package's weights load with
-# `strict=True` (every key present, every shape equal), and the outputs are identical, not merely
-# close, in both training mode (batch statistics) and eval mode (running statistics). The package
-# block's BatchNorm statistics are first randomized, so eval mode has something to get wrong.
+# **Prove it equals the package's block**, as in notebook 02: `tutorial_lib.checks.prove_equal`
+# asserts the same parameter count, that the package's weights load with `strict=True` (every key
+# present, every shape equal), and that the outputs are identical, not merely close, in both
+# training mode (batch statistics) and eval mode (running statistics). `tutorial_lib.norm.randomize_norm`
+# first gives the package block's BatchNorm layers random statistics and affine parameters (fresh
+# ones are the identity in eval mode), so eval mode has something to get wrong.
 
 # %% tags=["nbval-check-output"]
-def randomize_norm(module: nn.Module) -> None:
-    """Non-trivial BatchNorm statistics and affine parameters (fresh ones are 0 and 1)."""
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                for tensor in (m.running_mean, m.weight, m.bias):
-                    tensor.copy_(0.2 * torch.randn(m.num_features, generator=generator))
-                m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-
-def prove_equal(inline: nn.Module, reference: nn.Module, x: torch.Tensor) -> None:
-    assert count_parameters(inline) == count_parameters(reference)
-    randomize_norm(reference)
-    inline.load_state_dict(reference.state_dict(), strict=True)
-    for mode in ("train", "eval"):
-        inline.train(mode == "train")
-        reference.train(mode == "train")
-        with torch.no_grad():
-            difference = (inline(x.clone()) - reference(x.clone())).abs().max().item()
-        assert difference == 0.0
-        print(f"{mode:>5} mode: {count_parameters(inline):,} parameters each, max |difference| = {difference}")
-
-prove_equal(InlineBottleneck(256, 64).to(device), Bottleneck(256, 64).to(device), x)
+reference = randomize_norm(Bottleneck(256, 64).to(device), seed=SEED)
+print(prove_equal(InlineBottleneck(256, 64).to(device), reference, x))
 
 # %% [markdown]
 # ## 3. The projection shortcut
@@ -166,9 +148,9 @@ shortcut = projection(256, 512, stride=2)
 print(shortcut)
 
 # %% tags=["nbval-check-output"]
-reference = Bottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device)
+reference = randomize_norm(Bottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device), seed=SEED)
 inline = InlineBottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device)
-prove_equal(inline, reference, x)
+print(prove_equal(inline, reference, x))
 print("in:", tuple(x.shape), "-> out:", tuple(reference(x).shape))
 
 # %% [markdown]
@@ -212,8 +194,8 @@ for name, (module, channels) in candidates.items():
     table[name] = (params, macs)
     print(f"{name:<22}{channels:>10}{convs:>12}{params:>12,}{macs / 1e6:>9.1f}")
 
-conv_weights = lambda m: sum(c.weight.numel() for c in m.modules() if isinstance(c, nn.Conv2d))
-assert [conv_weights(m) for m, _ in candidates.values()] == [69_632, 73_728, 1_179_648]
+conv_weights = [sum(c.weight.numel() for c in m.modules() if isinstance(c, nn.Conv2d)) for m, _ in candidates.values()]
+assert conv_weights == [69_632, 73_728, 1_179_648]
 
 # %% [markdown]
 # The bottleneck costs slightly *less* than the narrow basic block, yet it is one layer deeper and

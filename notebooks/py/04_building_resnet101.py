@@ -36,10 +36,11 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from tutorial_lib import checks
-from tutorial_lib.blocks import Bottleneck
 from tutorial_lib.cost import count_flops, count_parameters
+from tutorial_lib.data import to_float_images
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import ARCH_NAMES, create_model, load_weights, resnet101, stage_shapes
+from tutorial_lib.norm import randomize_norm
 from tutorial_lib.viz import plot_cost_curve
 
 # %% [markdown]
@@ -197,7 +198,7 @@ plt.show()
 model = model.to(device)
 photo = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)
 photo = TF.center_crop(TF.resize(photo, IMAGE_SIZE, antialias=True), IMAGE_SIZE)
-batch = TF.normalize(photo.float().div(255), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0).to(device)
+batch = TF.normalize(to_float_images(photo), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0).to(device)
 with torch.no_grad():
     model(batch)                       # warm-up
     start = time.perf_counter()
@@ -208,34 +209,24 @@ with torch.no_grad():
 print(f"one {IMAGE_SIZE} px image: {forward_seconds * 1000:.0f} ms on {device} "
       f"({cost['flops'] / forward_seconds / 1e9:.0f} GFLOP/s)")
 
-
 # %% [markdown]
 # ## 5. Proof: it *is* torchvision's and timm's ResNet-101
 #
 # Two models are the same network when (1) every `state_dict` key and shape matches, so weights
 # load with `strict=True`, and (2) with the same weights they compute the same function. There is
 # no network here, so the reference models are created locally with random weights; what matters
-# is that the *same* random weights go into both. The reference's BatchNorm statistics are
-# randomized first, so that eval mode has non-trivial statistics to get wrong. The test input is
-# the cat from notebook 01.
+# is that the *same* random weights go into both. The reference's BatchNorm statistics and affine
+# parameters are randomized first with `tutorial_lib.norm.randomize_norm` (the helper notebooks 02
+# and 03 used), so that eval mode has non-trivial statistics to get wrong. The test input is the
+# cat from notebook 01.
 
 # %% tags=["nbval-check-output"]
-def randomize_norm(module: nn.Module, seed: int = SEED) -> None:
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(0.1 * torch.randn(m.num_features, generator=generator))
-                m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-                m.weight.copy_(1 + 0.1 * torch.randn(m.num_features, generator=generator))
-                m.bias.copy_(0.1 * torch.randn(m.num_features, generator=generator))
-
 references = {
     "torchvision": torchvision.models.resnet101(weights=None),
     "timm": timm.create_model("resnet101", pretrained=False),
 }
 for name, reference in references.items():
-    randomize_norm(reference)
+    randomize_norm(reference, seed=SEED)
     reference.to(device).eval()
     ours = resnet101().to(device)
     same_keys = list(ours.state_dict()) == list(reference.state_dict())

@@ -49,10 +49,10 @@ from tqdm.auto import tqdm
 from tutorial_lib import checks, viz
 from tutorial_lib.blocks import Bottleneck
 from tutorial_lib.cost import count_parameters
-from tutorial_lib.data import load_dataset
+from tutorial_lib.data import load_dataset, to_float_images
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import resnet18, resnet101, stage_shapes
-from tutorial_lib.norm import NORM_NAMES, BatchNorm2d, group_count, recalibrate_bn
+from tutorial_lib.norm import BatchNorm2d, group_count, recalibrate_bn
 from tutorial_lib.train import evaluate, fit
 
 # %% [markdown]
@@ -96,7 +96,7 @@ print(test_data)
 
 def as_float(images):
     # The dataset stores uint8 pixels; the models (and tutorial_lib.train) see floats in [0, 1].
-    return images.float().div(255).to(device)
+    return to_float_images(images).to(device)
 
 
 # %% [markdown]
@@ -250,7 +250,7 @@ assert torch.equal(in_a, in_b)
 estimators = {"momentum=0.1": BatchNorm2d(3, momentum=0.1), "momentum=0.01": BatchNorm2d(3, momentum=0.01),
               "momentum=None (cumulative)": BatchNorm2d(3, momentum=None)}
 traces = {name: [] for name in estimators}
-stream = train_data.images[:960].float().div(255).split(16)
+stream = to_float_images(train_data.images[:960]).split(16)
 for batch in stream:
     for name, layer in estimators.items():
         layer.train()
@@ -544,7 +544,7 @@ print("eval-mode prediction:", eval_logits.argmax().item(), "| train-mode predic
 # epoch, after minutes of work:
 
 # %% tags=["nbval-check-output"]
-tiny = TensorDataset(test_data.images[:33].float().div(255), test_data.labels[:33])
+tiny = TensorDataset(to_float_images(test_data.images[:33]), test_data.labels[:33])
 print("drop_last=False:", [len(y) for _, y in DataLoader(tiny, batch_size=32)])
 print("drop_last=True: ", [len(y) for _, y in DataLoader(tiny, batch_size=32, drop_last=True)])
 imagenet_stem.train()
@@ -573,7 +573,7 @@ for step, (images, labels) in enumerate(DataLoader(tiny, batch_size=32)):
 
 # %%
 def resized(images, size):
-    return F.interpolate(images.float().div(255), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(to_float_images(images), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
 
 
 def mean_mismatch(model, images):

@@ -42,12 +42,14 @@ from tqdm.auto import tqdm
 
 from tutorial_lib import checks, viz
 from tutorial_lib.blocks import Bottleneck, Res2NetBottleneck, projection
+from tutorial_lib.checks import prove_equal
 from tutorial_lib.cost import count_flops, count_parameters
-from tutorial_lib.data import load_dataset, object_size_range
+from tutorial_lib.data import load_dataset, object_size_range, to_float_images
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.layers import measure_receptive_field, receptive_field
 from tutorial_lib.models import ResNet, res2net50_26w_4s, res2net101_26w_4s, resnet50, resnet101, stage_shapes
 from tutorial_lib.multiscale import PYRAMID_LEVELS, feature_pyramid
+from tutorial_lib.norm import randomize_norm
 from tutorial_lib.train import evaluate, fit
 
 # %% [markdown]
@@ -138,7 +140,7 @@ pyramid = feature_pyramid(model)
 
 photo = torch.from_numpy(skimage.data.chelsea()).permute(2, 0, 1)
 photo = TF.center_crop(TF.resize(photo, IMAGE_SIZE, antialias=True), IMAGE_SIZE)
-batch = TF.normalize(photo.float().div(255), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0).to(device)
+batch = TF.normalize(to_float_images(photo), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)).unsqueeze(0).to(device)
 with torch.no_grad():
     features = pyramid(batch)
 
@@ -317,47 +319,22 @@ class InlineRes2NetBottleneck(nn.Module):
 
 # %% [markdown]
 # **Prove it equals the package's block**, for both kinds of block: a stage block (stride 2 with a
-# projection, like `layer2.0`) and an inner block (like `layer2.1`). Same parameter count, the
-# package's weights load with `strict=True` (same keys, same shapes), and the outputs are
-# bit-identical (`torch.equal`) in training mode and in eval mode. The package block's BatchNorm
-# statistics and affine parameters are randomized first, so that eval mode has something to get
-# wrong. (`tests/test_res2net.py` shows the package block equals timm's `Bottle2neck` the same way.)
+# projection, like `layer2.0`) and an inner block (like `layer2.1`). `tutorial_lib.checks.prove_equal`,
+# used since notebook 02, asserts the same parameter count, that the package's weights load with
+# `strict=True` (same keys, same shapes), and bit-identical outputs (`torch.equal`) in training mode
+# and in eval mode. `tutorial_lib.norm.randomize_norm` first gives the package block's BatchNorm
+# layers random statistics and affine parameters, so that eval mode has something to get wrong.
+# (`tests/test_res2net.py` shows the package block equals timm's `Bottle2neck` the same way.)
 
 # %% tags=["nbval-check-output"]
-def randomize_norm(module):
-    # Non-trivial BatchNorm statistics and affine parameters (fresh ones are 0 and 1).
-    generator = torch.Generator().manual_seed(SEED)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                for tensor in (m.running_mean, m.weight, m.bias):
-                    tensor.copy_(0.2 * torch.randn(m.num_features, generator=generator))
-                m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-
-
-def prove_equal(inline, reference, x):
-    assert count_parameters(inline) == count_parameters(reference)
-    randomize_norm(reference)
-    inline.load_state_dict(reference.state_dict(), strict=True)
-    results = []
-    for mode in ("train", "eval"):
-        inline.train(mode == "train")
-        reference.train(mode == "train")
-        with torch.no_grad():
-            same = torch.equal(inline(x.clone()), reference(x.clone()))
-        assert same, f"outputs differ in {mode} mode"
-        results.append(f"{mode} {same}")
-    return f"{count_parameters(inline):,} parameters each, identical outputs: {', '.join(results)}"
-
-
 torch.manual_seed(SEED)
 x_stage = torch.randn(2, 256, 28, 28, device=device)
-stage_ref = Res2NetBottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device)
+stage_ref = randomize_norm(Res2NetBottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device), seed=SEED)
 stage_inline = InlineRes2NetBottleneck(256, 128, stride=2, downsample=projection(256, 512, stride=2)).to(device)
 print("stage block (256 -> 512, stride 2):", prove_equal(stage_inline, stage_ref, x_stage))
 
 x_inner = torch.randn(2, 512, 14, 14, device=device)
-inner_ref = Res2NetBottleneck(512, 128).to(device)
+inner_ref = randomize_norm(Res2NetBottleneck(512, 128).to(device), seed=SEED)
 inner_inline = InlineRes2NetBottleneck(512, 128).to(device)
 print("inner block (512 -> 512):         ", prove_equal(inner_inline, inner_ref, x_inner))
 print("keys:", list(inner_ref.state_dict())[:8], "...")
@@ -643,7 +620,7 @@ def fastest_forward_ms(nets, images, repeats=5):
     return {name: min(values[1:]) for name, values in times.items()}   # the first pass is a warm-up
 
 
-probe = splits["test"].images[:BATCH_SIZE].float().div(255).to(device).contiguous(memory_format=torch.channels_last)
+probe = to_float_images(splits["test"].images[:BATCH_SIZE]).to(device).contiguous(memory_format=torch.channels_last)
 forward_ms = fastest_forward_ms(trained, probe)
 for name, ms in forward_ms.items():
     print(f"{name:<11}: {ms:6.1f} ms per forward pass of {BATCH_SIZE} images, "

@@ -49,11 +49,20 @@ from torch.utils.data import DataLoader
 
 from tutorial_lib import checks, viz
 from tutorial_lib.cost import count_flops, count_parameters
-from tutorial_lib.data import OBJECT_SIZE_FRACTIONS, load_dataset, object_size_range
+from tutorial_lib.data import OBJECT_SIZE_FRACTIONS, load_dataset, object_size_range, to_float_images
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import create_model
-from tutorial_lib.multiscale import (MultiScaleTTA, PerScaleBatchNorm2d, ProgressiveResolution, RandomResolution,
-                                     Resized, convert_to_per_scale_bn, recalibrate_at, recalibrated_tta, resize_batch)
+from tutorial_lib.multiscale import (
+    MultiScaleTTA,
+    PerScaleBatchNorm2d,
+    ProgressiveResolution,
+    RandomResolution,
+    Resized,
+    convert_to_per_scale_bn,
+    recalibrate_at,
+    recalibrated_tta,
+    resize_batch,
+)
 from tutorial_lib.recipes import get_recipe
 from tutorial_lib.train import evaluate, fit
 
@@ -657,7 +666,7 @@ def average_softmax(model, images, sizes):
     ### END SOLUTION
 
 
-batch = tests["test"].images[:64].float().div(255).to(device)
+batch = to_float_images(tests["test"].images[:64]).to(device)
 with torch.no_grad():
     print(average_softmax(models["multi-resolution"], batch, TTA_SIZES)[:2])
 

@@ -53,7 +53,7 @@ import torchvision
 
 from tutorial_lib import checks, tuning, viz
 from tutorial_lib.cost import count_parameters
-from tutorial_lib.data import load_dataset, source_digit_indices
+from tutorial_lib.data import load_dataset, source_digit_indices, to_float_images, validation_split
 from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import resnet18, resnet101, resnet152
 from tutorial_lib.train import SCHEDULES, evaluate, fit, param_groups, schedule_factor
@@ -93,7 +93,7 @@ device = choose_device(DEVICE)
 print(f"device: {device}")
 
 full_train = load_dataset("multiscale-digits", "train", image_size=IMAGE_SIZE, num_samples=NUM_SAMPLES, object_size=OBJECT_SIZE)
-train_data, val_data = tuning.validation_split(full_train, 0.2)
+train_data, val_data = validation_split(full_train, 0.2)
 print(full_train)
 print(f"training part: {len(train_data)} images of {len(set(train_data.digit_indices.tolist()))} source digits; "
       f"validation part: {len(val_data)} images of {len(set(val_data.digit_indices.tolist()))} other source digits")
@@ -126,7 +126,7 @@ def short_run(seed=SEED, **options):
 #
 # How it is carved matters. The test split of `multiscale-digits` holds *handwritten digits never
 # seen in training*; a validation split of random training images would share their source digits
-# with the training part and measure something easier. `tuning.validation_split` therefore holds out
+# with the training part and measure something easier. `tutorial_lib.data.validation_split` therefore holds out
 # every image of the last 20% of the training split's source digits (the cell above checks that the
 # two parts share none).
 #
@@ -353,9 +353,9 @@ def train_with_groups(make_groups):
         optimizer, lambda step: schedule_factor("onecycle", step, warmup_steps=round(0.3 * total_steps), total_steps=total_steps))
     order = torch.Generator().manual_seed(SEED)
     model.train()
-    for step in range(total_steps):
+    for _ in range(total_steps):
         index = torch.randint(len(train_data), (BATCH_SIZE,), generator=order)
-        images = train_data.images[index].to(device).float().div(255)
+        images = to_float_images(train_data.images[index].to(device))
         loss = F.cross_entropy(model(images), train_data.labels[index].to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -396,7 +396,7 @@ def confidence(model, data):
     # Mean probability the model gives its own prediction, on data (eval mode).
     model.eval()
     with torch.no_grad():
-        probs = torch.cat([F.softmax(model(data.images[i:i + 512].to(device).float().div(255)), dim=1)
+        probs = torch.cat([F.softmax(model(to_float_images(data.images[i:i + 512].to(device))), dim=1)
                            for i in range(0, len(data), 512)])
     return probs.max(dim=1).values.mean().item()
 
