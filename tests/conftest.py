@@ -43,3 +43,4 @@ def meta_resnet101() -> nn.Module:
     Tests must not change it: ``stage_shapes`` and ``count_flops`` restore the mode they change.
     """
     return _on_meta(models.resnet101)
+

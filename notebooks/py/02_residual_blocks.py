@@ -338,8 +338,9 @@ print(signature + rest.partition('"""\n')[2])
 #    any work (a negative learning rate, an unknown optimizer name: the message suggests the valid
 #    ones). The same `FitConfig` is what recipes, the command line and every checkpoint hold.
 # 2. **Optimizer and schedule.** AdamW by default (SGD with Nesterov momentum on request), with
-#    weight decay on convolution and linear weights only (`param_groups`). The learning rate
-#    follows a one-cycle schedule, updated after every batch (`schedule_factor`).
+#    weight decay on convolution and linear weights only (`make_optimizer` builds it from
+#    `param_groups`). The learning rate follows a one-cycle schedule, updated after every batch
+#    (`_make_scheduler` wraps `schedule_factor`; both are in `tutorial_lib/train.py`, under `fit`).
 # 3. **Resume, or seed.** With `resume=True`, model, optimizer, scheduler, random state and history
 #    come back from `out_dir/checkpoint.pt`. Shuffling and augmentation draw from generators seeded
 #    by `(seed, stream, epoch)` and `(seed, stream, epoch, step)` (`derive_seed`, one stream per
@@ -359,8 +360,8 @@ print(signature + rest.partition('"""\n')[2])
 #    progress bar and the NaN check. A NaN or infinite loss stops training at once with a message
 #    saying what to try, instead of an hour of training a broken model.
 # 7. **At each epoch end:** a record (loss, accuracy, learning rate, seconds), validation, and an
-#    atomic checkpoint (written to a temporary file, then renamed, so a crash never leaves half a
-#    file).
+#    atomic checkpoint (`_save_checkpoint` writes a temporary file, then renames it, so a crash
+#    never leaves half a file).
 # 8. **Ctrl-C** (in Jupyter: the stop button) is caught: `fit` returns the history marked
 #    `interrupted`, the last complete checkpoint stays on disk, and the model keeps its mid-epoch
 #    weights. `finally` restores the model's previous train/eval mode.
@@ -478,7 +479,7 @@ print("the others:", learning)
 #    network's. Why does that rule out overfitting as the explanation?
 # 2. Why does the plain twin keep its two unused projection shortcuts?
 # 3. Why do the block's convolutions have `bias=False`?
-# 4. Why does `fit` seed its shuffling generator from `(seed, epoch)` rather than draw from torch's
+# 4. Why does `fit` seed its shuffling generator from `(seed, stream, epoch)` rather than draw from torch's
 #    global generator?
 # 5. Where in `fit` would gradient clipping act, and which argument turns it on?
 #
@@ -496,7 +497,8 @@ print("the others:", learning)
 #    bias) and then adds its own learned shift `β`. A bias would be a parameter with no effect.
 # 4. So that a run resumed at epoch `e` sees exactly the batches an uninterrupted run would,
 #    whatever else consumed random numbers in between; the same goes for augmentation, seeded
-#    from `(seed, epoch, step)`.
+#    from `(seed, stream, epoch, step)`; each source of randomness has its own stream, so turning one
+#    on leaves the others' draws unchanged.
 # 5. Between `loss.backward()` and `opt.step()`: `fit(..., grad_clip=1.0)` rescales the gradients
 #    so that their global norm is at most 1.0.
 #
