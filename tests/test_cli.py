@@ -163,8 +163,8 @@ def test_every_recipe_is_valid_and_shares_the_baseline_network_and_data():
 
 
 def test_multiscale_recipe_trains_at_several_sizes_and_tests_with_tta():
-    from tutorial_lib.recipes import build_run
     from tutorial_lib.multiscale import MultiScaleTTA, Resized
+    from tutorial_lib.recipes import build_run
 
     recipe = get_recipe("cpu-multiscale")
     assert len(recipe["fit"]["train_sizes"]) > 1 and len(recipe["eval"]["test_sizes"]) > 1

@@ -184,7 +184,7 @@ def test_zero_init_residual_makes_every_block_start_as_identity() -> None:
         branch_outputs = []
         for block in blocks:
             assert torch.count_nonzero(getattr(block, last_norm).weight) == 0
-            getattr(block, last_norm).register_forward_hook(lambda m, i, out: branch_outputs.append(out.clone()))
+            getattr(block, last_norm).register_forward_hook(lambda m, i, out, outs=branch_outputs: outs.append(out.clone()))
         # The other norm layers keep weight 1.
         assert torch.all(model.bn1.weight == 1)
         x = torch.randn(2, 3, 64, 64)

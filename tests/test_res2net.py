@@ -56,7 +56,7 @@ def test_groups_are_chained_hierarchically_in_inner_blocks():
         block = Res2NetBottleneck(64, 16, downsample=projection(64, 64) if stage_block else None, base_width=64, scale=4).eval()
         outputs = {}
         for i, conv in enumerate(block.convs):
-            conv.register_forward_hook(lambda m, a, out, i=i: outputs.__setitem__(i, out.clone()))
+            conv.register_forward_hook(lambda m, a, out, i=i, outs=outputs: outs.__setitem__(i, out.clone()))
         x = torch.rand(1, 64, 8, 8)
         with torch.no_grad():
             block(x)

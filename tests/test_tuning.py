@@ -18,9 +18,9 @@ from torch import nn
 from tutorial_lib import data as tdata
 from tutorial_lib import tuning
 from tutorial_lib.cli import main
+from tutorial_lib.data import Augment
 from tutorial_lib.models import resnet18, resnet101
 from tutorial_lib.recipes import get_recipe
-from tutorial_lib.data import Augment
 from tutorial_lib.train import SCHEDULES, fit, param_groups, schedule_factor
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
