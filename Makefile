@@ -20,6 +20,12 @@ PYTEST_ARGS ?=
 # lost its core makes every small parallel op wait for a scheduler time slice: measured here, a
 # training step took 2.6 s instead of 0.14 s while another process kept one core busy).
 TEST_WORKERS ?= 2
+# Where PyTorch comes from. Empty: PyPI's default wheel (on Linux x86-64 the CUDA build, about 6 GB
+# with its NVIDIA libraries; it runs on a CPU too). For a laptop without an NVIDIA GPU, PyTorch's
+# CPU-only wheels are a fraction of that: make lab TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# (set it before the first setup, or run `make clean-venv` first: setup reruns only when
+# pyproject.toml changes).
+TORCH_INDEX ?=
 
 .PHONY: setup lab test notebooks sync clean-venv
 
@@ -29,6 +35,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed; set PYTHON=python3.x")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet --index-url $(TORCH_INDEX) "torch>=2.4" "torchvision>=0.19")
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."

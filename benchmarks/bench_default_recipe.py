@@ -35,7 +35,7 @@ TARGET_SECONDS = 90.0
 
 def run_once(out: Path, seed: int | None, extra: list[str]) -> dict:
     """Run the CLI in a subprocess and return its metrics.json."""
-    command = [sys.executable, "-m", "tutorial_lib", "train", "--dataset", "multiscale-digits", "--out", str(out), "--no-progress"]
+    command = [sys.executable, "-m", "tutorial_lib", "train", "--dataset", "multiscale-digits", "--out", str(out), "--overwrite", "--no-progress"]
     if seed is not None:
         command += ["--seed", str(seed)]
     command += extra

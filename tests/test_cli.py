@@ -1,18 +1,22 @@
 """Tests for ``python -m tutorial_lib train`` and the recipe registry behind it.
 
-The end-to-end runs use a tiny configuration (48 images per split, width 4, one epoch) and cache
-the generated data in a temporary folder, so they take a few seconds.
+The end-to-end runs use a tiny configuration (48 images per split, width 8, one epoch) and cache
+the generated data in a temporary folder, so they take a few seconds. Every error a user can cause
+is driven through the command line in ``tests/test_cli_errors.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tutorial_lib.cli import build_parser, main
+import tutorial_lib.train
+from tutorial_lib.cli import STAGING_SUFFIX, build_parser, main
 from tutorial_lib.recipes import (
     DEFAULT_RECIPE,
     get_recipe,
@@ -79,21 +83,26 @@ def test_resume_with_other_settings_or_without_checkpoint_fails(tmp_path, data_d
     out = tmp_path / "run"
     assert _train(out) == 0
     assert _train(out, "--resume", "--lr", "0.5") == 2
-    assert "cannot resume exactly" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot resume exactly" in err and "--lr: 0.004 in the checkpoint, 0.5 now" in err
+    assert "lr=" not in err and "resume=" not in err, "command-line advice, not Python's"
     assert _train(tmp_path / "empty", "--resume") == 2
-    assert "no checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no checkpoint in" in err and "run the same command without --resume to start" in err
+    assert "fit(" not in err and "start without resume" not in err
 
 
 def test_unknown_recipe_dataset_and_arch_list_valid_names(tmp_path, data_dir, capsys):
     assert _train(tmp_path / "a", "--recipe", "gpu-fast") == 2
-    assert "valid recipes: cpu-baseline" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown --recipe 'gpu-fast'.") and "Valid values: cpu-baseline, cpu-multiscale, cpu-tuned" in err
     assert main(["train", "--dataset", "mnist", "--out", str(tmp_path / "b"), *TINY]) == 2
-    assert "valid datasets: multiscale-digits, imagenette, cifar10" in capsys.readouterr().err
+    assert "Valid values: multiscale-digits, imagenette, cifar10" in capsys.readouterr().err
     assert _train(tmp_path / "c", "--arch", "resnet19") == 2
-    assert "resnet18" in capsys.readouterr().err
+    assert "Did you mean 'resnet18'?" in capsys.readouterr().err
     assert _train(tmp_path / "d", "--epochs", "0") == 2
-    assert "epochs must be >= 1" in capsys.readouterr().err
-    assert not (tmp_path / "d" / "metrics.json").exists()
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists(), "a refused command creates no run folder"
 
 
 def test_parser_requires_dataset_and_out(capsys):
@@ -110,8 +119,142 @@ def test_module_entry_point_help():
     )
     assert result.returncode == 0
     for flag in ("--dataset", "--out", "--recipe", "--arch", "--epochs", "--width", "--image-size",
-                 "--batch-size", "--lr", "--norm", "--seed", "--resume"):
+                 "--batch-size", "--lr", "--norm", "--seed", "--resume", "--overwrite"):
         assert flag in result.stdout
+
+
+def test_top_level_help_is_for_users(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for developer_word in ("_cmd_", "build_parser", "subparser", "argparse", "docstring"):
+        assert developer_word not in text, "developer notes belong in the module docstring, not in --help"
+    assert "env" in text and "train" in text and "examples:" in text
+    assert "python -m tutorial_lib train --dataset multiscale-digits --out runs/baseline" in text
+
+
+def test_train_help_lists_recipes_and_every_default_from_the_recipes(capsys):
+    from tutorial_lib.recipes import get_recipe
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for name in list_recipes():
+        assert f"{name} {'(default) ' if name == DEFAULT_RECIPE else ''}{get_recipe(name)['description']}" in text
+    base, tuned = get_recipe(DEFAULT_RECIPE)["fit"], get_recipe("cpu-tuned")["fit"]
+    assert f"--lr X peak learning rate (default: the recipe's; {DEFAULT_RECIPE}: {base['lr']:g}, cpu-tuned: {tuned['lr']:g})" in text
+    assert f"label smoothing, 0 to switch off (default: the recipe's; {DEFAULT_RECIPE}: {base['label_smoothing']:g}," in text
+    assert f"--width N base channel width of the ResNet (default: the recipe's; {DEFAULT_RECIPE}: 16)" in text
+    # The description and the metavar name the run folder alike.
+    assert "--out DIR" in text and "DIR/metrics.json" in text and "OUT" not in text
+    # Every flag says what it is when not given.
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    train = commands.choices["train"]
+    train.format_help()  # adds the flags (they are added on first use)
+    for action in train._actions:
+        if action.option_strings and action.dest != "help":
+            assert "default" in action.help or action.required, f"{action.option_strings[0]} does not show its default"
+
+
+def test_console_script_runs_main():
+    script = Path(sys.executable).with_name("tutorial-lib")
+    if not script.exists():
+        pytest.skip("the tutorial-lib console script is not installed (pip install -e .)")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("usage: tutorial-lib")
+    result = subprocess.run([str(script), "train", "--dataset", "mnist", "--out", "unused"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("error: unknown --dataset 'mnist'")
+
+
+# --------------------------------------------------------------------------------------------------
+# Run folders: a run is never replaced by accident, nor half replaced
+# --------------------------------------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_a_folder_holding_a_run_is_refused_and_left_byte_identical(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert _train(out) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert _train(out, "--seed", "3") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {out} already holds a run (checkpoint.pt, metrics.json)")
+    assert "--resume" in err and "--overwrite" in err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "no staging folder either"
+
+
+def test_overwrite_replaces_the_run_whole(tmp_path, data_dir, capsys):
+    out = tmp_path / "run"
+    assert _train(out) == 0
+    before = _snapshot(out)
+    assert _train(out, "--overwrite", "--seed", "3") == 0
+    after = _snapshot(out)
+    assert set(after) == {"checkpoint.pt", "metrics.json"} and after["checkpoint.pt"] != before["checkpoint.pt"]
+    assert json.loads(after["metrics.json"])["config"]["seed"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "the staging and old folders are gone"
+    assert f"-> {out / 'metrics.json'}" in capsys.readouterr().out
+
+
+def test_an_interrupted_overwrite_keeps_the_old_run_and_says_how_to_go_on(tmp_path, data_dir, capsys, monkeypatch):
+    out, staging = tmp_path / "run", tmp_path / f"run{STAGING_SUFFIX}"
+    assert _train(out) == 0
+    before = _snapshot(out)
+    real_fit = tutorial_lib.train.fit
+
+    def ctrl_c_after_first_epoch(*args, **kwargs):
+        def stop(record):
+            raise KeyboardInterrupt  # what Ctrl-C raises; fit keeps the epoch's checkpoint
+        return real_fit(*args, on_epoch_end=stop, **kwargs)
+
+    monkeypatch.setattr(tutorial_lib.train, "fit", ctrl_c_after_first_epoch)
+    capsys.readouterr()
+    assert _train(out, "--overwrite", "--epochs", "2") == 130
+    err = capsys.readouterr().err
+    assert _snapshot(out) == before, "the old run must be intact"
+    assert (staging / "checkpoint.pt").is_file() and not (staging / "metrics.json").exists()
+    assert f"{out} still holds the old run, unchanged" in err and f"--out {staging} --resume" in err
+    monkeypatch.setattr(tutorial_lib.train, "fit", real_fit)
+    # Continued as a run of its own, it finishes in the staging folder ...
+    assert _train(staging, "--epochs", "2", "--resume") == 0
+    assert len(json.loads((staging / "metrics.json").read_text())["history"]["epochs"]) == 2
+    assert _snapshot(out) == before
+    # ... and another --overwrite discards it and replaces the old run from the start.
+    assert _train(out, "--overwrite", "--epochs", "2") == 0
+    assert "discarding the unfinished run" in capsys.readouterr().err
+    assert not staging.exists() and _snapshot(out) != before
+
+
+def test_a_failed_overwrite_keeps_the_old_run(tmp_path, data_dir, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert _train(out) == 0
+    before = _snapshot(out)
+
+    def diverging_fit(*args, **kwargs):
+        raise FloatingPointError("the training loss became nan at epoch 1, step 2. Try: a lower learning rate (now lr=4, e.g. lr=0.4)")
+
+    monkeypatch.setattr(tutorial_lib.train, "fit", diverging_fit)
+    capsys.readouterr()
+    assert _train(out, "--overwrite", "--lr", "4") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: the training loss became nan at epoch 1, step 2; try a lower --lr (now 4)")
+    assert f"{out} still holds the old run, unchanged" in err and "lr=" not in err
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"], "an empty staging folder is removed"
+
+
+def test_a_new_or_empty_folder_needs_no_flag(tmp_path, data_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _train(empty) == 0 and (empty / "metrics.json").is_file()
+    assert _train(tmp_path / "new" / "run", "--overwrite") == 0, "--overwrite with nothing to replace just trains"
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["run"]
 
 
 # --------------------------------------------------------------------------------------------------

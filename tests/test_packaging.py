@@ -83,6 +83,32 @@ def test_imports_the_package_needs_are_declared():
                 assert package in declared or package in implied, f"{path.name} imports {top!r}; declare {package} in pyproject.toml"
 
 
+def test_notebooks_need_only_the_main_dependencies():
+    """What a notebook imports (or runs with ``python -m``) is installed by ``pip install -e .``.
+
+    That is the README's Colab recipe and the instructors' route: the ``dev`` extra is for the tests.
+    """
+    pip_name = {"sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow"}
+    declared = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in _pyproject()["project"]["dependencies"]}
+    stdlib = set(sys.stdlib_module_names) | {"tutorial_lib"}
+    sources = sorted((ROOT / "notebooks" / "py").glob("*.py"))
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        tree = ast.parse(text)
+        names = re.findall(r"""["']-m["'],\s*["']([\w.]+)["']""", text)  # subprocess [python, "-m", name]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.append(node.module)
+        for name in names:
+            top = name.split(".")[0]
+            if top not in stdlib:
+                package = pip_name.get(top, top).lower()
+                assert package in declared, f"{path.name} uses {top!r}; declare {package} in pyproject's dependencies"
+
+
 def test_required_minimums():
     deps = {re.split(r"[<>=]", r)[0]: r for r in _pyproject()["project"]["dependencies"]}
     assert deps["torch"] == "torch>=2.4"
@@ -109,3 +135,44 @@ def test_makefile_setup_is_stamped():
     assert "$(STAMP): pyproject.toml" in makefile, "setup must rerun only when pyproject.toml changes"
     for target in ("lab:", "test:", "notebooks:"):
         assert target in makefile
+
+
+def test_package_exposes_its_entry_points_and_every_module():
+    """``import tutorial_lib`` finds the main entry points; every module has ``__all__`` and a line in the map."""
+    import importlib
+
+    import tutorial_lib
+
+    files = {p.stem for p in (ROOT / "tutorial_lib").glob("*.py") if not p.stem.startswith("_")}
+    assert set(tutorial_lib.MODULES) == files, "tutorial_lib.MODULES must list every public module"
+    for name in tutorial_lib.MODULES:
+        module = importlib.import_module(f"tutorial_lib.{name}")
+        assert getattr(tutorial_lib, name) is module
+        assert f"``{name}``" in tutorial_lib.__doc__, f"help(tutorial_lib) does not describe the module {name}"
+        assert len(module.__all__) == len(set(module.__all__)), f"{name}.__all__ repeats a name"
+        for public in module.__all__:
+            assert not public.startswith("_") and hasattr(module, public), f"{name}.__all__ lists {public!r}"
+    for name, module_name in tutorial_lib._EXPORTS.items():
+        module = importlib.import_module(f"tutorial_lib.{module_name}")
+        assert name in module.__all__, f"tutorial_lib exports {name} from {module_name}, whose __all__ lacks it"
+        assert getattr(tutorial_lib, name) is getattr(module, name)
+    for wanted in ("fit", "evaluate", "FitConfig", "load_dataset", "resnet101", "get_recipe", "seed_everything"):
+        assert wanted in tutorial_lib.__all__
+    assert sorted(dir(tutorial_lib)) == sorted(tutorial_lib.__all__)
+
+
+def test_unknown_package_attribute_says_where_to_look():
+    import pytest
+
+    import tutorial_lib
+
+    with pytest.raises(AttributeError, match=r"help\(tutorial_lib\)"):
+        tutorial_lib.fitt  # noqa: B018
+
+
+def test_importing_the_package_does_not_import_torch():
+    """``python -m tutorial_lib --help`` and ``import tutorial_lib`` stay fast: modules load on first use."""
+    import subprocess
+
+    code = "import sys, tutorial_lib; assert 'torch' not in sys.modules; tutorial_lib.fit; assert 'torch' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -250,6 +250,22 @@ def test_checkpoint_is_weights_only_and_complete(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # atomic write left no temporary behind
 
 
+def test_run_record_is_what_the_checkpoint_stores(tmp_path):
+    """``run_record`` lets a caller compare settings before training; it must be fit's own record."""
+    from tutorial_lib.train import FitConfig, run_record
+
+    images, labels = _toy_tensors(n=32)
+    fit(_tiny_model(), TensorImages(images, labels), epochs=2, out_dir=tmp_path, **FAST)
+    config = FitConfig(epochs=2, batch_size=16, lr=1e-2)
+    stored = torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["config"]
+    assert run_record(config, 32, "cpu") == stored
+    assert run_record(config, 48, "cpu") != stored
+    with pytest.raises(TypeError, match="FitConfig"):
+        run_record({"epochs": 2}, 32, "cpu")
+    with pytest.raises(ValueError, match="train_size"):
+        run_record(config, 0, "cpu")
+
+
 def test_resume_with_different_settings_or_no_checkpoint_fails(tmp_path):
     images, labels = _toy_tensors(n=32)
     data = TensorImages(images, labels)

@@ -6,6 +6,8 @@
   metadata, the interpreter's patch version), so diffs show only real changes;
 - :func:`violations` lists every way a committed notebook breaks the series' policy
   (CONTRIBUTING.md);
+- :func:`parameter_problems` says where papermill's reading of the ``parameters`` cell differs from
+  the cell itself, or the text names a knob the cell lacks;
 - :func:`pairing_problems` says where a notebook and its jupytext text source
   (``notebooks/py/NN_topic.py``, percent format, configured in ``notebooks/jupytext.toml``) disagree.
 """
@@ -66,6 +68,77 @@ def pairing_problems(path: Path) -> list[str]:
         for kind in [("type" if a[0] != b[0] else "source" if a[1] != b[1] else "tags")]
         if a != b
     ]
+
+
+# Upper-case names a notebook's text may show in backticks without their being knobs of its parameters
+# cell: nbgrader's solution markers, and the parameter of 00's two-cell papermill demo. Names the
+# package defines (``OBJECT_SIZE_FRACTIONS``, the ``TUTORIAL_DEVICE`` variable) are allowed as well.
+NOT_KNOBS = {"BEGIN", "END", "GREETING"}
+
+
+def _package_names() -> set[str]:
+    """Public upper-case names of ``tutorial_lib``'s modules, and the values of its ``*_ENV*`` constants."""
+    import importlib
+
+    import tutorial_lib
+
+    names: set[str] = set()
+    for module_name in tutorial_lib.MODULES:
+        module = importlib.import_module(f"tutorial_lib.{module_name}")
+        for name in getattr(module, "__all__", ()):
+            if name.isupper():
+                names.add(name)
+                value = getattr(module, name)
+                if "ENV" in name and isinstance(value, str):
+                    names.add(value)
+    return names
+
+
+def parameter_problems(path: Path) -> list[str]:
+    """Where papermill's view of a notebook's knobs differs from the notebook.
+
+    papermill reads the ``parameters`` cell line by line with a regular expression, and drops, with
+    only a log warning, a line it cannot parse (an ``=`` inside the comment is enough); such a knob
+    is then missing from ``papermill --help-notebook`` and injecting it warns. This lists: each
+    warning papermill logs, each name the cell assigns that papermill does not report, and each
+    upper-case name the notebook's text shows in backticks (```NUM_TRAIN```) that is no knob.
+    """
+    import ast
+    import logging
+
+    import papermill
+
+    nb = read(path)
+    cells = [c for c in nb.cells if "parameters" in tags(c)]
+    if len(cells) != 1:
+        return [f"{path.name}: expected one cell tagged 'parameters', found {len(cells)}"]
+    assigned = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+
+    class _Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    handler = _Collect()
+    logger = logging.getLogger("papermill")
+    logger.addHandler(handler)
+    try:
+        found = set(papermill.inspect_notebook(str(path)))
+    finally:
+        logger.removeHandler(handler)
+    problems = [f"{path.name}: papermill warns: {message}" for message in handler.messages]
+    problems += [f"{path.name}: papermill does not see the knob {name} (an '=' in its comment?)"
+                 for name in sorted(assigned - found)]
+    allowed = found | NOT_KNOBS | _package_names()
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for name in sorted(set(re.findall(r"`([A-Z][A-Z0-9_]{2,})\b", cell.source)) - allowed):
+                problems.append(f"{path.name}, cell {index}: the text names `{name}`, which is not in the parameters cell")
+    return problems
 
 
 def tags(cell: Any) -> set[str]:
@@ -134,7 +207,7 @@ def violations(nb: Any) -> list[str]:
 
 
 def template_violations(nb: Any, name: str) -> list[str]:
-    """Where ``nb`` departs from the DESIGN section 6 template (title, objectives, exercises, ending)."""
+    """Where ``nb`` departs from the notebook template of CONTRIBUTING.md (title, objectives, exercises, ending)."""
     problems: list[str] = []
     if not NOTEBOOK_NAME.match(name):
         problems.append(f"file name {name!r} is not NN_topic.ipynb")
@@ -202,6 +275,14 @@ def execute(nb: Any, *, cwd: Path = NOTEBOOK_DIR, timeout: int = 1800, repeat: i
     client = NotebookClient(run, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(cwd)}})
     client.execute()
     return run
+
+
+def sync(path: Path) -> None:
+    """``jupytext --sync path``: bring a notebook and its text source to the same cells (the newer wins)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
 
 
 def read(path: Path) -> Any:

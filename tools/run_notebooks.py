@@ -4,24 +4,20 @@ Usage: ``python tools/run_notebooks.py notebooks/*.ipynb`` (what ``make notebook
 
 Each notebook is first synchronised with its text source ``notebooks/py/NN_topic.py`` by
 ``jupytext --sync`` (the newer of the two files wins, so an edit made in either reaches the other),
-then executed, and the text source is synchronised again. Prints each notebook's wall time.
+then executed, and the text source is synchronised again. Prints each notebook's wall time and
+records it in ``benchmarks/results/notebook_run_times.json``, which the README and the notebook's
+first cell quote (``tools/run_times.py``).
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools import nbtools  # noqa: E402
-
-
-def sync(path: Path) -> None:
-    """``jupytext --sync path``: bring the notebook and its text source to the same cells."""
-    subprocess.run([sys.executable, "-m", "jupytext", "--sync", "--quiet", str(path)], check=True)
+from tools import nbtools, run_times  # noqa: E402
 
 
 def main(paths: list[str]) -> int:
@@ -33,7 +29,7 @@ def main(paths: list[str]) -> int:
         if not path.exists():
             print(f"no such notebook: {path}", file=sys.stderr)
             return 2
-        sync(path)
+        nbtools.sync(path)
         start = time.perf_counter()
         try:
             executed = nbtools.execute(nbtools.read(path))
@@ -43,7 +39,9 @@ def main(paths: list[str]) -> int:
         seconds = time.perf_counter() - start
         total += seconds
         nbtools.write(nbtools.clean(executed), path)
-        sync(path)
+        run_times.record(path.name, seconds)
+        run_times.write()  # the README's syllabus row and the first cell quote the new time
+        nbtools.sync(path)
         problems = nbtools.violations(executed) + nbtools.pairing_problems(path)
         status = "ok" if not problems else "; ".join(problems)
         print(f"{path}: {seconds:.0f} s ({status})", flush=True)

@@ -28,6 +28,9 @@ from typing import Any
 
 from tutorial_lib.train import FitConfig
 
+__all__ = ["DEFAULT_RECIPE", "SECTIONS", "build_run", "get_recipe", "list_recipes", "recalibrated", "register_recipe",
+           "validate_recipe", "with_overrides"]
+
 #: Sections of a recipe, and which keys each may hold (``fit``'s come from ``FitConfig``).
 SECTIONS = ("data", "model", "fit", "eval")
 _MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "per_scale_bn")

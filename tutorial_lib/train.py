@@ -48,7 +48,7 @@ from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, Res
 __all__ = [
     "BREAKDOWNS", "CHECKPOINT_NAME", "DEFAULT_WARMUP", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_MILESTONES",
     "STREAM_AUGMENT", "STREAM_RANGE_TEST", "STREAM_SHUFFLE", "STREAM_TORCH", "FitConfig", "History", "derive_seed",
-    "evaluate", "fit", "gradient_norms", "load_checkpoint", "make_optimizer", "param_groups", "schedule_factor",
+    "evaluate", "fit", "gradient_norms", "load_checkpoint", "make_optimizer", "param_groups", "run_record", "schedule_factor",
     "uses_channels_last", "validation_size",
 ]
 
@@ -503,6 +503,27 @@ def _run_record(config: FitConfig, plan: _Plan) -> dict[str, Any]:
     setting, plus the dataset size and the precision actually used."""
     return {**config.to_dict(), "train_size": plan.train_size, "precision": plan.precision,
             "warmup_steps": plan.warmup_steps}
+
+
+def run_record(config: FitConfig, train_size: int, device: torch.device | str) -> dict[str, Any]:
+    """What ``fit`` will store in the checkpoint about this run, and what ``resume`` compares.
+
+    Lets a caller (the command line) refuse a resume with other settings, or a warm-up longer than
+    training, before it loads a model or creates a run folder.
+
+    Args:
+        config: the run's settings.
+        train_size: the number of training images.
+        device: where the run trains (``"auto"`` precision resolves differently on each).
+
+    Raises:
+        ValueError: what ``fit`` would raise for this config on this dataset size and device.
+    """
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
+    check_int("train_size", train_size, minimum=1)
+    device = torch.device(device)
+    return _run_record(config, _plan(config, train_size, device))
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:

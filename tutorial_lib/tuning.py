@@ -48,6 +48,10 @@ from tutorial_lib.train import (
     uses_channels_last,
 )
 
+__all__ = ["DEFAULT_SEARCH_FIT", "DEFAULT_SPACE", "RECIPE_SPLITS", "SEARCH_PARAMS", "SEARCH_SETS", "LRRangeTest", "SearchResult",
+           "linear_scaled_lr", "lr_range_test", "mean_difference", "schedule_curve", "search", "smooth_losses",
+           "summarize_runs", "time_step_at_lrs"]
+
 #: Hyperparameters ``search`` can tune, by name: ``FitConfig`` settings, and ``augment_strength``,
 #: one number that sets ``FitConfig.augment`` through ``augment_from_strength``.
 SEARCH_PARAMS = ("lr", "weight_decay", "label_smoothing", "augment_strength")

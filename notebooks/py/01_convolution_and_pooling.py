@@ -2,7 +2,7 @@
 # # 01 · Convolution and pooling: sizes, receptive fields, cost, and the ResNet stem
 #
 # Every headline number of ResNet-101 (a 7×7 map before the classifier, 44.5 million parameters,
-# 7.8 billion multiply-adds per image) follows from a few lines of arithmetic about convolution and
+# 7.8 billion multiply-adds per image, all counted in notebook 04) follows from a few lines of arithmetic about convolution and
 # pooling. This notebook derives that arithmetic, checks each formula against real PyTorch layers
 # rather than trusting it, and then runs the first four layers of ResNet, *the stem*, on a real
 # photo to see what they do.
@@ -17,7 +17,9 @@
 #
 # **Prerequisites.** Notebook 00; PyTorch tensors and `nn.Module` basics.
 #
-# **Expected run time:** about half a minute on a 2-core laptop CPU.
+# **Run time:** under 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+#
+# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
 
 # %% [markdown]
 # ## Setup
@@ -480,15 +482,21 @@ checks.check_conv_cost_function(conv_cost)
 # ## Quiz
 #
 # 1. A 3×3 convolution with stride 2 and padding 1 receives a 57×57 map. What size comes out?
-# 2. Why does the stem's 7×7 convolution cost so little although its kernel is the largest in the network?
-# 3. A paper says a network costs "4 GFLOPs"; `count_flops` reports 8e9 FLOPs. Is one of them wrong?
+# 2. The stem's 7×7 convolution has the largest kernel in the network. Does it cost more or less
+#    than one 3×3 convolution of `layer1` (64 channels in and out, 56×56 outputs)? Predict, then
+#    check against the counts printed in sections 4 and 6.
+# 3. A paper says a network costs "4 GFLOPs"; `count_flops` reports `8e9` FLOPs. Is one of them wrong?
 # 4. Why is the max-pool's receptive-field contribution `(3 − 1) × 2 = 4` pixels and not 2?
 #
 # <details><summary>Answers</summary>
 #
 # 1. `floor((57 + 2 − 3)/2) + 1 = 29`, that is `ceil(57/2)`.
-# 2. Its input has 3 channels, so each output value needs only 3·7·7 = 147 MACs (a 3×3 convolution
-#    in `layer1` with 64 channels needs 576), and its output is computed at stride 2.
+# 2. About the same. Each output value of `conv1` needs only $3 \cdot 7 \cdot 7 = 147$ MACs per
+#    output channel (3 input channels), against $64 \cdot 3 \cdot 3 = 576$ for the 3×3 convolution,
+#    but `conv1` computes four times as many positions (112×112 against 56×56): 118 million MACs
+#    against 116 million (the 3×3/2 "pool" convolution of section 6 has exactly a `layer1` 3×3's
+#    shape and cost). The stem is a small share of ResNet-101 because it is one layer among a hundred
+#    of similar cost, not because the 7×7 is cheap.
 # 3. Probably neither: the paper counts multiply-adds (4 GMACs), the counter counts FLOPs (2 per MAC).
 # 4. The max-pool reads `conv1` outputs, whose neighbours are centred 2 input pixels apart (jump 2).
 #    Its window of 3 outputs therefore reaches `(3−1)·2 = 4` input pixels beyond one `conv1` window:

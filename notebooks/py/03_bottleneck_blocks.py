@@ -1,8 +1,8 @@
 # %% [markdown]
 # # 03 · Bottleneck blocks: three layers for the price of two
 #
-# ResNet-50, -101 and -152 are built from one block repeated 16, 33 and 50 times: the
-# *bottleneck*. It is why a 101-layer network costs only about twice as much as a 34-layer one.
+# ResNet-50, -101 and -152 are built from one block repeated 16, 33 and 50 times (He et al. 2016,
+# Table 1): the *bottleneck*. It is why a 101-layer network costs only about twice as much as a 34-layer one.
 # This notebook builds the block from its layers, proves the result equals `tutorial_lib`'s (and
 # therefore torchvision's) block, and then measures what the design buys: parameters and
 # multiply-adds against basic blocks, the projection shortcut, and where the stride sits
@@ -18,7 +18,9 @@
 # **Prerequisites.** Notebook 01 (output sizes, parameters and MACs of a convolution). Notebook 02
 # introduces residual learning with the basic block; this one only needs its idea, `y = relu(F(x) + x)`.
 #
-# **Expected run time:** about half a minute on a 2-core laptop CPU.
+# **Run time:** under 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+#
+# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
 
 # %% [markdown]
 # ## Setup
@@ -44,8 +46,8 @@ from tutorial_lib.norm import randomize_norm
 # %% tags=["parameters"]
 SEED = 0        # one integer drives every random generator
 DEVICE = None   # None: automatic (cuda > mps > cpu), or "cpu", "cuda", "mps"
-SIZE = 56       # input height and width of the blocks (56 = layer1's resolution at 224 px)
-BATCH = 2       # images per test batch (>= 2, so BatchNorm can run in training mode)
+SIZE = 56       # input height and width of the blocks (56 is layer1's resolution at 224 px)
+BATCH = 2       # images per test batch (at least 2, so BatchNorm can run in training mode)
 
 # %%
 seed_everything(SEED)
@@ -56,8 +58,9 @@ print(f"device: {device}")
 # %% [markdown]
 # ## 1. Why a bottleneck
 #
-# A 3×3 convolution on `C` channels costs `9·C²` MACs per pixel. At ResNet-101's widest stage
-# (2048 channels) a 3×3 would cost 37.7 million MACs *per pixel*. He et al. (2016, section 4,
+# A 3×3 convolution on `C` channels costs `9·C²` MACs per pixel. At ResNet-101's widest stage a
+# 3×3 would cost $9 \cdot 2048^2 \approx 37.7$ million MACs *per pixel* (2048 channels: He et al.
+# 2016, Table 1). He et al. (2016, section 4,
 # "Deeper Bottleneck Architectures", Fig. 5 right) therefore wrap the 3×3 between two 1×1
 # convolutions: the first **reduces** the channels by 4, the 3×3 works on the narrow tensor, the
 # second 1×1 **expands** back. The block's input and output stay wide (`4·planes` channels), which
@@ -196,12 +199,14 @@ for name, (module, channels) in candidates.items():
 
 conv_weights = [sum(c.weight.numel() for c in m.modules() if isinstance(c, nn.Conv2d)) for m, _ in candidates.values()]
 assert conv_weights == [69_632, 73_728, 1_179_648]
+wide_over_bottleneck = table["BasicBlock(256, 256)"][1] / table["Bottleneck(256, 64)"][1]
+print(f"a basic block at 256 channels costs {wide_over_bottleneck:.0f}x the bottleneck's MACs")
 
 # %% [markdown]
 # The bottleneck costs slightly *less* than the narrow basic block, yet it is one layer deeper and
 # carries four times the channels from block to block. Matching its 256-channel interface with
-# 3×3 convolutions costs 17 times more. That is the trade He et al. made to reach 101 and 152
-# layers: ResNet-101 costs 7.8 GMACs where a basic-block network of the same depth and width would
+# 3×3 convolutions costs 17 times more (printed above). That is the trade that let He et al. (2016,
+# Table 1) go to 101 and 152 layers: ResNet-101 costs 7.8 GMACs where a basic-block network of the same depth and width would
 # be far beyond reach (notebook 04 measures the whole network).
 
 # %% [markdown]
@@ -308,7 +313,7 @@ checks.check_v1_saving(saving, inplanes=512, planes=256, size=28)
 # - The first block of each stage needs a projection shortcut (1×1 with stride, then BN); only 4 of
 #   ResNet-101's 33 blocks have one.
 # - At 256 channels in and out, a bottleneck costs a bit less than a basic block at 64 channels and
-#   17× less than a basic block at 256; that is how ResNets reach 101 and 152 layers.
+#   17× less than a basic block at 256; that is what makes ResNet-101 and ResNet-152 affordable.
 # - v1 (stride on the 1×1) and v1.5 (stride on the 3×3) have identical parameters. v1 is cheaper
 #   (7.57 vs 7.80 GMACs for ResNet-101) because its strided blocks ignore three quarters of their
 #   input pixels; v1.5 is the torchvision/timm default and is reported more accurate.

@@ -26,7 +26,10 @@
 #
 # **Prerequisites.** Notebooks 02-04 (residual blocks, bottlenecks, ResNet-101 and its `norm` option).
 #
-# **Expected run time:** about 2-3 minutes on a 2-core laptop CPU (eleven short trainings).
+# **Run time:** about 3 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# Eleven short trainings take most of it.
+#
+# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
 
 # %% [markdown]
 # ## Setup
@@ -59,8 +62,7 @@ from tutorial_lib.train import evaluate, fit
 # ## Parameters
 #
 # Every knob lives in the next cell (tagged `parameters`, so papermill can override it). The defaults
-# fit a 2-core CPU: 32-pixel images, a ResNet-18 of width 8 for the trainings (176 thousand
-# parameters) and a ResNet-101 of width 8 for the depth study. The digits are drawn large
+# fit a 2-core CPU: 32-pixel images, a ResNet-18 of width 8 for the trainings and a ResNet-101 of width 8 for the depth study. The digits are drawn large
 # (`OBJECT_SIZE`, a fraction of the image side) so that a 192-step run learns something; object scale
 # is the subject of notebooks 06 and 07. On a GPU, try `DEVICE = "cuda"`, `WIDTH = 64`,
 # `NUM_TRAIN = 16000`, `EPOCHS = 10`, `SWEEP_NUM_TRAIN = 16000` and `SWEEP_BATCH_SIZES = (64, 16, 4, 2)`:
@@ -402,10 +404,10 @@ assert len({len(run["history"].step_loss) for run in runs.values()}) == 1
 #   normalization cannot use the largest learning rates BatchNorm allows). Normalization is what
 #   makes a short run enough.
 # * **Zero-initialised branches start slowly.** Every block begins as the identity, which Goyal et al.
-#   use to stabilise very large-batch training (8192 images per step); in a 192-step run the branches
+#   (2017, section 5.1) use to stabilise very large-batch training (8192 images per step); in a 192-step run the branches
 #   spend most of the budget opening up.
 #
-# These are single runs on 1,000 test images (a standard error of about 1.5 points near 50%); the
+# These are single runs on 1,000 test images (a standard error of $\sqrt{p(1-p)/n} \approx 1.6$ points for $p = 0.5$, $n = 1000$); the
 # ranking, not the third digit, is the result. The GPU values of the parameters cell run the same
 # comparison at a scale closer to the papers'.
 #
@@ -615,7 +617,7 @@ assert mean_mismatch(recalibrated, probe_big) < mean_mismatch(bn_model, probe_bi
 
 # %% [markdown]
 # Recalibration brings the statistics back in line and recovers part of the lost accuracy; the rest
-# is the object-size shift itself (every digit is now 1.5 times larger, most of them larger than any
+# is the object-size shift itself (every digit is now larger by the ratio of the two sizes, most of them larger than any
 # seen in training), which no statistic can fix: that is notebook 07's subject.
 #
 # At the *training* resolution, precise BN replaces the running averages, which mostly reflect the
@@ -771,7 +773,7 @@ checks.check_group_norm_function(group_norm_forward)
 #    divides by $\sqrt{\sigma^2_\mathcal{B} + \epsilon}$ with the biased $\sigma^2_\mathcal{B}$?
 # 2. You fine-tune a pretrained ResNet-101 for detection with 2 images per GPU. Name two choices for
 #    its normalization layers and why plain BatchNorm is a poor one.
-# 3. Your model scores 75% with `evaluate()` but 50% in your own test loop with batches of 2 images.
+# 3. Your model scores well with `evaluate()` but far worse in your own test loop with batches of 2 images.
 #    What is the most likely bug, and what else did that loop change?
 # 4. A ResNet with BatchNorm and the same ResNet with `norm="group"`: which has more parameters?
 #
@@ -783,7 +785,7 @@ checks.check_group_norm_function(group_norm_forward)
 #    For a convolution $m = N H W$ is large and the two barely differ.
 # 2. Frozen BatchNorm (`norm="frozen"`: the pretrained statistics and affine parameters as constants)
 #    or GroupNorm (`norm="group"`: batch-independent). With 2 images the batch statistics are noisy
-#    and differ from the population's (Wu & He: 34.7% vs 24.1% ImageNet error for ResNet-50).
+#    and differ from the population's (Wu & He 2018, Table 3: 34.7% vs 24.1% ImageNet error for ResNet-50).
 # 3. The loop never called `model.eval()`, so each batch of 2 was normalized with its own statistics;
 #    and every forward pass in train mode also overwrote the running statistics with test data.
 # 4. Neither: both have two parameters per channel of each normalization layer (44,549,160 for

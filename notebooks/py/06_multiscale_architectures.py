@@ -22,8 +22,10 @@
 # **Prerequisites.** Notebooks 01 (receptive fields), 03 (the bottleneck), 04 (ResNet-101, its stages
 # and `stage_shapes`) and 05 (`fit` and `evaluate`).
 #
-# **Expected run time:** about 3 minutes on a 2-core laptop CPU, most of it two trainings (about 70 s
-# and 100 s on one core).
+# **Run time:** about 5 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# Two trainings take most of it.
+#
+# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
 
 # %% [markdown]
 # ## Setup
@@ -75,7 +77,7 @@ DEVICE = None            # None: automatic (cuda > mps > cpu), or "cpu", "cuda",
 IMAGE_SIZE = 224         # input side for ResNet-101's pyramid (section 2); a multiple of 32
 TRAIN_IMAGE_SIZE = 32    # multiscale-digits image side for the training comparison (section 5)
 WIDTH = 8                # base width of the two trained networks (64 in the papers)
-BLOCKS = (2, 2, 2, 2)    # blocks per stage of the trained networks; (3, 4, 6, 3) = ResNet-50 / Res2Net-50
+BLOCKS = (2, 2, 2, 2)    # blocks per stage of the trained networks; (3, 4, 6, 3) is ResNet-50 / Res2Net-50
 NUM_TRAIN = 8192         # training images
 NUM_TEST = 500           # images per test split
 EPOCHS = 4               # passes over the training images

@@ -26,9 +26,11 @@
 # **Prerequisites.** Notebooks 00 (the dataset and its splits), 02 (`fit`), 05 (BatchNorm, its running
 # statistics and `recalibrate_bn`) and 06 (object scale and receptive fields).
 #
-# **Expected run time:** about three minutes on a 2-core laptop CPU: two short trainings (about 45 and
-# 55 s on the reference CPU, which trains in bfloat16; see the recipe's `precision`), evaluations at
-# five resolutions, and the full-budget table read from a results file.
+# **Run time:** about 7 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# Two short trainings and evaluations at five resolutions take most of it; the full-budget
+# table is read from a results file.
+#
+# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
 
 # %% [markdown]
 # ## Setup
@@ -259,7 +261,7 @@ print("gain over testing at 32 px:", {split: round(g, 3) for split, g in gain.it
 # 2019). There, random-resized-crop augmentation makes training objects look *larger* than test
 # objects, so the best test resolution is higher than the training one; with that and a cheap
 # fine-tuning at the test resolution, a ResNet-50 trained at 128 px reaches 77.1% top-1, and one
-# trained at 224 px 79.8% (their abstract).
+# trained at 224 px 79.8% (Touvron et al. 2019, abstract).
 #
 # Two things in the plot deserve a look. The curves are not symmetric around the matched size:
 # shrinking (which blurs) loses less than enlarging. And the small split stays well below `test` at
@@ -601,7 +603,7 @@ assert worst[multi["name"]] - worst["single-scale"] > 0.25
 #
 # - **Test-time tools alone help, but only so far.** The single-scale network, averaged over four
 #   resolutions with recalibrated statistics, lifts its worst split from about 0.32 to above 0.5,
-#   with no new training, for 7.8 times the inference cost. Its filters still only know 10-17 px
+#   with no new training, for $(24^2 + 32^2 + 48^2 + 64^2) / 32^2 \approx 7.8$ times the inference cost. Its filters still only know 10-17 px
 #   digits.
 # - **Multi-resolution training fixes the large digits** (from about 0.33 to 0.85 even when tested at
 #   32 px alone): the 48-px training images hold digits of 15-26 px, close to the large split's
