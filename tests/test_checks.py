@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -602,3 +603,26 @@ def test_checks_draw_the_same_numbers_whatever_the_global_state(capsys) -> None:
     torch.manual_seed(2)
     checks.check_zero_init_function(_zero_init_last_bn)
     assert capsys.readouterr().out.count("Correct:") == 2
+
+
+def test_claim_passes_silently_when_the_text_holds(capsys):
+    checks.claim(True, "the network learned")
+    checks.claim(np.bool_(True), "NumPy truth values work too")
+    assert capsys.readouterr().out == ""
+
+
+def test_claim_stops_with_the_sentence_and_the_way_out(monkeypatch):
+    monkeypatch.delenv(checks.CLAIMS_ENV, raising=False)
+    with pytest.raises(AssertionError, match=r"does not hold for this run: gain > 0.2; here 0.050\..*TUTORIAL_CLAIMS=warn"):
+        checks.claim(0.05 > 0.2, "gain > 0.2; here 0.050")
+
+
+def test_claim_only_warns_when_asked(monkeypatch, capsys):
+    monkeypatch.setenv(checks.CLAIMS_ENV, "warn")
+    checks.claim(False, "gain > 0.2; here 0.050")
+    assert capsys.readouterr().out == "Warning: the text does not hold for this run: gain > 0.2; here 0.050\n"
+
+
+def test_claim_needs_a_message():
+    with pytest.raises(TypeError, match="message"):
+        checks.claim(True, "")

@@ -62,6 +62,8 @@ def test_train_end_to_end_writes_metrics_for_every_test_split(tmp_path, data_dir
     assert config["data"] == {"image_size": 32, "num_samples": 48}
     assert config["fit"] == dict(get_recipe()["fit"], epochs=1, batch_size=16, lr=0.002)
     assert config["seed"] == 3
+    assert config["description"] == (f"{get_recipe()['description']} (changed by --width, --image-size, --num-samples, --seed, "
+                                     "--epochs, --batch-size, --lr)")
     assert metrics["environment"]["torch"]
     assert metrics["command"][:4] == ["python", "-m", "tutorial_lib", "train"]
     assert (out / "checkpoint.pt").is_file()

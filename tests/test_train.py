@@ -278,6 +278,14 @@ def test_resume_with_different_settings_or_no_checkpoint_fails(tmp_path):
         fit(_tiny_model(), data, epochs=1, resume=True, **FAST)
 
 
+def test_resume_with_another_model_says_so(tmp_path):
+    images, labels = _toy_tensors(n=32)
+    data = TensorImages(images, labels)
+    fit(_tiny_model(), data, epochs=1, out_dir=tmp_path, **FAST)
+    with pytest.raises(ValueError, match=r"holds another model's weights \(.*\); resume with the model the run was started with"):
+        fit(_tiny_model(bn=False), data, epochs=1, out_dir=tmp_path, resume=True, **FAST)
+
+
 def test_nan_loss_stops_with_advice():
     images, labels = _toy_tensors(n=32)
     bad = images.float() / 255

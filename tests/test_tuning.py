@@ -10,6 +10,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import optuna
 import pytest
 import torch
@@ -467,3 +468,30 @@ def test_mean_difference():
     assert single["difference"] == pytest.approx(0.015) and single["se"] is None and single["ratio"] is None
     with pytest.raises(ValueError, match="non-empty sequence"):
         tuning.mean_difference([], [0.9])
+
+
+def test_paired_difference_counts_only_discordant_items():
+    a = [True] * 80 + [False] * 20           # 80% right
+    b = [True] * 70 + [False] * 10 + [True] * 15 + [False] * 5   # 85% right: 10 lost, 15 gained
+    result = tuning.paired_difference(a, b)
+    assert (result["n"], result["only_a"], result["only_b"]) == (100, 10, 15)
+    assert result["difference"] == pytest.approx(0.05)
+    per_item = np.array(b, dtype=float) - np.array(a, dtype=float)
+    assert result["se"] == pytest.approx(per_item.std(ddof=1) / math.sqrt(100))
+
+
+def test_paired_difference_p_value_is_mcnemars_exact_test():
+    from scipy.stats import binomtest
+
+    a = [True] * 50 + [False] * 30 + [True] * 2
+    b = [True] * 50 + [True] * 30 + [False] * 2   # 30 gained, 2 lost
+    expected = binomtest(2, 32, 0.5).pvalue
+    assert tuning.paired_difference(a, b)["p_value"] == pytest.approx(expected)
+    assert tuning.paired_difference(a, a) == {"n": 82, "only_a": 0, "only_b": 0, "difference": 0.0, "se": 0.0, "p_value": 1.0}
+
+
+def test_paired_difference_rejects_unpaired_input():
+    with pytest.raises(ValueError, match="equal length"):
+        tuning.paired_difference([True, False], [True])
+    with pytest.raises(ValueError, match="non-empty"):
+        tuning.paired_difference([], [])

@@ -51,7 +51,7 @@ def _strip(markdown: str) -> str:
     # Inline code is no claim, but a results file named in it is a citation: keep that one's text.
     text = re.sub(r"`([^`\n]*)`", lambda m: m[1] if "benchmarks/results/" in m[1] else " ", text)
     text = re.sub(r"<[^>\n]+>", " ", text)
-    text = re.sub(r"\]\([^)\s]*\)", "]", text)
+    text = re.sub(r"\]\((https?://)?[^)\s]*\)", lambda m: "] " + m[1] if m[1] else "]", text)  # a web link cites
     text = re.sub(r"\$[^$\n]+\$", " ", text)  # LaTeX: equations, not measurements
     return re.sub(r"^#+ .*$", " ", text, flags=re.M)  # headings: "### 6.3 ..." numbers a section
 

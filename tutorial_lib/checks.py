@@ -9,6 +9,10 @@ reseeded nor advanced (the checks that draw weights or inputs run on a private c
 
 :func:`prove_equal` is the proof the notebooks run after building a block inline: the inline version
 and the package's compute bit-identical outputs with the same weights.
+
+:func:`claim` binds a sentence of a notebook's text to the numbers of the run beside it: the
+sentence's condition is checked on this run's results, and a re-run where it no longer holds
+stops with a message that says which sentence and what changed.
 """
 
 from __future__ import annotations
@@ -40,10 +44,51 @@ __all__ = [
     "check_test_size_function",
     "check_v1_saving",
     "check_zero_init_function",
+    "CLAIMS_ENV",
+    "claim",
     "prove_equal",
 ]
 
 _Check = TypeVar("_Check", bound=Callable[..., Any])
+
+#: Environment variable: ``warn`` makes a failed :func:`claim` print a warning instead of stopping.
+CLAIMS_ENV = "TUTORIAL_CLAIMS"
+
+
+def claim(holds: Any, message: str) -> None:
+    """Check that a sentence of the notebook's text holds for this run's numbers.
+
+    The text of a notebook describes the run stored with it, made with the default parameters.
+    Each result the text states ("the network learned the in-range digits", "multi-scale testing
+    lifts the worst split by more than 20 points") is checked by a ``claim`` in the cell that
+    computes it. When a re-run contradicts the text (other parameters, another machine), the
+    notebook stops there, and the message says which statement failed and with what numbers.
+
+    An experimenter who changed the parameters on purpose, and the test that re-runs every notebook
+    at small parameters for re-run safety, set ``TUTORIAL_CLAIMS=warn``: a failed claim then prints
+    a warning line and the notebook goes on.
+
+    Args:
+        holds: the condition the text states (anything with a truth value, e.g. a NumPy bool).
+        message: what the text says, and the numbers of this run, e.g.
+            ``f"multi-scale testing lifts the worst split by > 0.2; here {gain:.3f}"``.
+
+    Raises:
+        AssertionError: if ``holds`` is false and ``TUTORIAL_CLAIMS`` is not ``warn``.
+    """
+    import os
+
+    if not isinstance(message, str) or not message:
+        raise TypeError("message must be a non-empty str saying what the text claims, with this run's numbers")
+    if bool(holds):
+        return
+    if os.environ.get(CLAIMS_ENV, "").strip().lower() == "warn":
+        print(f"Warning: the text does not hold for this run: {message}")
+        return
+    raise AssertionError(
+        f"The text next to this cell does not hold for this run: {message}. It describes the default parameters; "
+        f"if you changed them on purpose, set the environment variable {CLAIMS_ENV}=warn to see such "
+        "differences as warnings and go on")
 
 
 def _keeps_global_rng(check: _Check) -> _Check:

@@ -390,7 +390,7 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
     test_counts = sorted({n for split, n in DEFAULT_NUM_SAMPLES.items() if split != "train"})
     all_images = f"{DEFAULT_NUM_SAMPLES['train']} train, {'/'.join(map(str, test_counts))} per test split"
     data.add_argument("--num-samples", type=int, metavar="N",
-                      help="images in each split of multiscale-digits, fewer for a quick run "
+                      help="images in every split of multiscale-digits (train and each test split), fewer for a quick run "
                       + _recipe_default(lambda r: r["data"].get("num_samples"), lambda v: all_images if v is None else _show(v)))
 
     fit = train.add_argument_group("training")
@@ -485,6 +485,11 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     except (ValueError, TypeError) as err:
         raise CLIError(_flag_words(err)) from None
     recipe = _with_augment_flags(recipe, args.augment_scale, args.flip)
+    # metrics.json keeps the recipe's description: say which flags changed the recipe it describes.
+    given = [*_TRAIN_OVERRIDES, *(name for name, _ in _fit_flags()), "augment_scale", "flip"]
+    changed = ["--" + name.replace("_", "-") for name in given if getattr(args, name) is not None]
+    if changed:
+        recipe["description"] = f"{recipe['description']} (changed by {', '.join(changed)})"
     if recipe["fit"].get("progressive") and len(recipe["fit"].get("train_sizes") or ()) < 2:
         raise CLIError("--progressive needs at least two --train-sizes, e.g. --train-sizes 24,32,48")
     try:
@@ -775,6 +780,11 @@ def _fit_failure(err: BaseException, config: Any, out: Path, staging: Path | Non
         message = f"{head}; try a lower --lr (now {config.lr:g}) or --grad-clip 1.0"
     elif isinstance(err, OSError):
         message = f"cannot write the run to {run_dir}: {err.strerror or err}"
+    elif "holds another model's weights" in str(err):
+        # The checkpoint records fit's settings; the model's come from the flags, so name those.
+        return (f"cannot resume: the run in {out} was started with another model; give the model flags of the command "
+                "that started it (--arch, --width, --norm, --per-scale-bn), or use --overwrite instead of --resume to "
+                "replace the run")
     else:
         message = _flag_words(err)
     if staging is None:

@@ -763,7 +763,12 @@ def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optim
             "cannot resume exactly: settings differ from the run that wrote the checkpoint ("
             + "; ".join(diff) + "). Pass the same settings, or start a new run folder without resume."
         )
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # other layers or shapes: the run was started with another model
+        first = str(err).strip().splitlines()[1].strip() if len(str(err).strip().splitlines()) > 1 else str(err)
+        raise ValueError(f"the checkpoint at {path} holds another model's weights ({first}); resume with the "
+                         "model the run was started with") from None
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"].cpu())

@@ -49,7 +49,7 @@ from tutorial_lib.train import (
 )
 
 __all__ = ["DEFAULT_SEARCH_FIT", "DEFAULT_SPACE", "RECIPE_SPLITS", "SEARCH_PARAMS", "SEARCH_SETS", "LRRangeTest", "SearchResult",
-           "linear_scaled_lr", "lr_range_test", "mean_difference", "schedule_curve", "search", "smooth_losses",
+           "linear_scaled_lr", "lr_range_test", "mean_difference", "paired_difference", "schedule_curve", "search", "smooth_losses",
            "summarize_runs", "time_step_at_lrs"]
 
 #: Hyperparameters ``search`` can tune, by name: ``FitConfig`` settings, and ``augment_strength``,
@@ -760,3 +760,42 @@ def mean_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
         return {"difference": difference, "se": None, "ratio": None}
     se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
     return {"difference": difference, "se": se, "ratio": difference / se if se > 0 else None}
+
+
+def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, Any]:
+    """How much more often ``b`` is right than ``a`` on the same test items, and whether it is noise.
+
+    When two models are scored on the *same* images, the images both get right or both get wrong say
+    nothing about which is better; only the discordant ones do. The difference of accuracies is
+    ``(only_b - only_a) / n``, and McNemar's test (McNemar 1947) asks whether the discordant images
+    split more unevenly than fair coin flips would: under "no difference" ``only_b`` is
+    Binomial(``only_a + only_b``, 1/2). The exact two-sided p-value is returned, with the paired
+    standard error of the difference (the standard deviation of the per-image differences over
+    ``sqrt(n)``), which is smaller than the unpaired one whenever the two models agree on most images.
+
+    This measures test-set sampling only, for one training run of each model: the spread between
+    training seeds comes on top (``mean_difference`` over seeds measures that).
+
+    Args:
+        correct_a: per test item, whether model ``a`` classified it correctly.
+        correct_b: the same for model ``b``, on the same items in the same order.
+
+    Returns:
+        ``{"n", "only_a", "only_b", "difference": accuracy_b - accuracy_a, "se", "p_value"}``.
+    """
+    a = [bool(v) for v in correct_a]
+    b = [bool(v) for v in correct_b]
+    if not a or len(a) != len(b):
+        raise ValueError(f"correct_a and correct_b must be non-empty and of equal length (the same test items), "
+                         f"got {len(a)} and {len(b)}")
+    n = len(a)
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    difference = (only_b - only_a) / n
+    # Per-item differences are +1 (only b right), -1 (only a right) or 0; their sample variance:
+    variance = ((only_a + only_b) - n * difference**2) / (n - 1) if n > 1 else 0.0
+    discordant = only_a + only_b
+    tail = sum(math.comb(discordant, k) for k in range(min(only_a, only_b) + 1)) / 2**discordant if discordant else 1.0
+    return {"n": n, "only_a": only_a, "only_b": only_b, "difference": difference,
+            "se": math.sqrt(max(variance, 0.0) / n), "p_value": min(1.0, 2 * tail)}
+

@@ -19,7 +19,13 @@
 #
 # **Run time:** under 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 #
-# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
+# **On Colab:** add a cell above this one and run the install lines of the README's "Colab" section:
+#
+# ```python
+# REPO = "https://github.com/OWNER/NAME"   # replace OWNER/NAME with this repository's, as in the Colab URL
+# !git clone -q {REPO} series && pip install -q ./series
+# %cd series/notebooks
+# ```
 
 # %% [markdown]
 # ## Setup

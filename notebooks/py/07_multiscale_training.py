@@ -30,7 +30,13 @@
 # Two short trainings and evaluations at five resolutions take most of it; the full-budget
 # table is read from a results file.
 #
-# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
+# **On Colab:** add a cell above this one and run the install lines of the README's "Colab" section:
+#
+# ```python
+# REPO = "https://github.com/OWNER/NAME"   # replace OWNER/NAME with this repository's, as in the Colab URL
+# !git clone -q {REPO} series && pip install -q ./series
+# %cd series/notebooks
+# ```
 
 # %% [markdown]
 # ## Setup
@@ -170,8 +176,9 @@ fig = viz.plot_accuracy_by_size({"single-scale, tested at 32 px": single_rows},
 plt.show()
 
 # %% tags=["nbval-check-output"]
-assert single_acc["test"] > 0.6, "the single-scale network should have learned the in-range split (6x chance)"
-assert single_acc["test"] - max(single_acc["test-small"], single_acc["test-large"]) > 0.25
+checks.claim(single_acc["test"] > 0.6, f"the single-scale network learned the in-range split (> 0.6, 6x chance); here {single_acc['test']:.3f}")
+shifted_drop = single_acc["test"] - max(single_acc["test-small"], single_acc["test-large"])
+checks.claim(shifted_drop > 0.25, f"both shifted splits lose more than 25 points against test; here the smaller loss is {shifted_drop:.3f}")
 print("in range:", f"{single_acc['test']:.3f};", "out of range:",
       f"small {single_acc['test-small']:.3f}, large {single_acc['test-large']:.3f}")
 
@@ -248,9 +255,10 @@ plt.show()
 
 # %% tags=["nbval-check-output"]
 best_size = {split: max(by_size, key=by_size.get) for split, by_size in sweeps["single-scale"].items()}
-assert best_size["test-small"] > TRAIN_SIZE > best_size["test-large"], best_size
+checks.claim(best_size["test-small"] > TRAIN_SIZE > best_size["test-large"],
+             f"small digits read best above the training size, large ones below; here {best_size}")
 gain = {split: sweeps["single-scale"][split][best_size[split]] - single_acc[split] for split in SPLITS}
-assert gain["test-small"] > 0.1 and gain["test-large"] > 0.1, gain
+checks.claim(gain["test-small"] > 0.1 and gain["test-large"] > 0.1, f"the best test size gains > 0.1 on both shifted splits; here {gain}")
 print("best test resolution:", best_size)
 print("gain over testing at 32 px:", {split: round(g, 3) for split, g in gain.items()})
 
@@ -383,7 +391,8 @@ for split in SPLITS:
           f"best multi-resolution {max(multi.values()):.3f} ({max(multi, key=multi.get)} px)")
 print("resolutions keeping 90% of the best `test` accuracy: single-scale", band(sweeps["single-scale"]["test"]),
       "multi-resolution", band(sweeps["multi-resolution"]["test"]))
-assert len(band(sweeps["multi-resolution"]["test"])) > len(band(sweeps["single-scale"]["test"]))
+checks.claim(len(band(sweeps["multi-resolution"]["test"])) > len(band(sweeps["single-scale"]["test"])),
+             "multi-resolution training keeps its accuracy over a wider band of test sizes than single-scale")
 
 # %% [markdown]
 # The multi-resolution network's curves are wider: it keeps its accuracy over a broader band of test
@@ -494,7 +503,7 @@ assert abs(one_size - single_acc["test"]) < 1e-9, "with one size, multi-scale te
 worst_single = min(single_acc["test-small"], single_acc["test-large"])
 worst_multi = min(multi_tta["test-small"], multi_tta["test-large"])
 print(f"worst shifted split: single-scale at 32 px {worst_single:.3f}, multi-resolution + multi-scale testing {worst_multi:.3f}")
-assert worst_multi - worst_single > 0.2
+checks.claim(worst_multi - worst_single > 0.2, f"multi-resolution training lifts the worst split by > 0.2; here {worst_multi - worst_single:.3f}")
 
 # %%
 fig = viz.plot_accuracy_by_size({"single-scale, tested at 32 px": single_rows,

@@ -32,7 +32,13 @@
 # Twelve short trainings, two range tests and a four-trial search take most of it; the
 # multi-seed comparison of section 7 is read from a results file.
 #
-# **On Colab:** first run the install cell of the README's "Colab" section, in a new cell above this one.
+# **On Colab:** add a cell above this one and run the install lines of the README's "Colab" section:
+#
+# ```python
+# REPO = "https://github.com/OWNER/NAME"   # replace OWNER/NAME with this repository's, as in the Colab URL
+# !git clone -q {REPO} series && pip install -q ./series
+# %cd series/notebooks
+# ```
 
 # %% [markdown]
 # ## Setup
@@ -379,7 +385,8 @@ accuracy = {name: evaluate(model, val_data)["accuracy"] for name, model in (("gr
 print(f"param_groups (no decay on 1-D): validation accuracy {accuracy['grouped']:.3f}, mean |BN gamma| {mean_bn_scale(grouped):.4f}")
 print(f"           decay on everything: validation accuracy {accuracy['everything']:.3f}, mean |BN gamma| {mean_bn_scale(everything):.4f}")
 print(f"decaying everything - param_groups: {versus_noise(accuracy['everything'] - accuracy['grouped'])}")
-assert mean_bn_scale(everything) < mean_bn_scale(grouped)
+checks.claim(mean_bn_scale(everything) < mean_bn_scale(grouped),
+             f"decaying BatchNorm shrinks its scales; here {mean_bn_scale(everything):.3f} against {mean_bn_scale(grouped):.3f}")
 
 
 # %% [markdown]
@@ -424,7 +431,8 @@ plain_loss = F.cross_entropy(confident, target).item()
 smoothed_loss = F.cross_entropy(confident, target, label_smoothing=0.1).item()
 print(f"loss of an extremely confident correct prediction: {plain_loss:.4f} without smoothing, {smoothed_loss:.2f} with 0.1")
 assert plain_loss < 1e-6 and smoothed_loss > 1.0
-assert results_ls["label_smoothing=0.1"][1] < results_ls["label_smoothing=0"][1]
+checks.claim(results_ls["label_smoothing=0.1"][1] < results_ls["label_smoothing=0"][1],
+             f"label smoothing lowers the test loss; here {results_ls['label_smoothing=0.1'][1]:.3f} against {results_ls['label_smoothing=0'][1]:.3f}")
 
 # %% [markdown]
 # Smoothing did what it is built to do: it lowered the network's confidence (against a smoothed
