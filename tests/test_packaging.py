@@ -17,6 +17,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Import name -> pip name where they differ, and what never needs declaring.
+PIP_NAME = {"sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow"}
+STDLIB = set(sys.stdlib_module_names) | {"tutorial_lib"}
+
+
+def _declared_runtime() -> set[str]:
+    """pip names of the main (non-extra) dependencies, lower-cased."""
+    return {re.split(r"[<>=;\[ ]", r)[0].lower() for r in _pyproject()["project"]["dependencies"]}
+
+
 def _pyproject():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
@@ -66,11 +76,10 @@ def test_every_python_file_parses_as_the_declared_minimum():
 
 def test_imports_the_package_needs_are_declared():
     """Each third-party module ``tutorial_lib`` imports is a declared dependency (by its pip name)."""
-    pip_name = {"sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow"}
-    declared = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in _pyproject()["project"]["dependencies"]}
+    declared = _declared_runtime()
     # Installed with a declared package: Pillow comes with torchvision, numpy with torch.
     implied = {"pillow"}
-    stdlib = set(sys.stdlib_module_names) | {"tutorial_lib"}
+    stdlib = STDLIB
     for path in (ROOT / "tutorial_lib").glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
@@ -79,7 +88,7 @@ def test_imports_the_package_needs_are_declared():
                 top = name.split(".")[0]
                 if top in stdlib:
                     continue
-                package = pip_name.get(top, top).lower()
+                package = PIP_NAME.get(top, top).lower()
                 assert package in declared or package in implied, f"{path.name} imports {top!r}; declare {package} in pyproject.toml"
 
 
@@ -88,9 +97,8 @@ def test_notebooks_need_only_the_main_dependencies():
 
     That is the README's Colab recipe and the instructors' route: the ``dev`` extra is for the tests.
     """
-    pip_name = {"sklearn": "scikit-learn", "skimage": "scikit-image", "yaml": "pyyaml", "PIL": "pillow"}
-    declared = {re.split(r"[<>=;\[ ]", r)[0].lower() for r in _pyproject()["project"]["dependencies"]}
-    stdlib = set(sys.stdlib_module_names) | {"tutorial_lib"}
+    declared = _declared_runtime()
+    stdlib = STDLIB
     sources = sorted((ROOT / "notebooks" / "py").glob("*.py"))
     assert sources
     for path in sources:
@@ -105,7 +113,7 @@ def test_notebooks_need_only_the_main_dependencies():
         for name in names:
             top = name.split(".")[0]
             if top not in stdlib:
-                package = pip_name.get(top, top).lower()
+                package = PIP_NAME.get(top, top).lower()
                 assert package in declared, f"{path.name} uses {top!r}; declare {package} in pyproject's dependencies"
 
 
