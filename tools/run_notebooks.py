@@ -7,6 +7,9 @@ Each notebook is first synchronised with its text source ``notebooks/py/NN_topic
 then executed, and the text source is synchronised again. Prints each notebook's wall time and
 records it in ``benchmarks/results/notebook_run_times.json``, which the README and the notebook's
 first cell quote (``tools/run_times.py``).
+
+``--no-record`` executes without recording the time: for drafts run while the machine is busy with
+other work, whose times would be wrong (the final run on a quiet machine records them).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from tools import nbtools, run_times  # noqa: E402
 
 
 def main(paths: list[str]) -> int:
+    record = "--no-record" not in paths
+    paths = [p for p in paths if p != "--no-record"]
     if not paths:
         paths = [str(p) for p in nbtools.notebooks()]
     total = 0.0
@@ -39,8 +44,9 @@ def main(paths: list[str]) -> int:
         seconds = time.perf_counter() - start
         total += seconds
         nbtools.write(nbtools.clean(executed), path)
-        run_times.record(path.name, seconds)
-        run_times.write()  # the README's syllabus row and the first cell quote the new time
+        if record:
+            run_times.record(path.name, seconds)
+            run_times.write()  # the README's syllabus row and the first cell quote the new time
         nbtools.sync(path)
         problems = nbtools.violations(executed) + nbtools.pairing_problems(path)
         status = "ok" if not problems else "; ".join(problems)
