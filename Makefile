@@ -3,12 +3,16 @@
 #   make test       set up .venv if needed, then the linter, the unit tests and every notebook under nbval
 #   make notebooks  re-execute every notebook in place from a fresh kernel (NB=path for one)
 #   make sync       bring each notebook and its text source notebooks/py/NN_topic.py to the same cells
+#   make student    student copies in student/: solutions replaced by nbgrader's stub (classroom extra)
+#   make site       the series as a static website in build/site/ (Sphinx + MyST-NB; classroom extra)
 # Setup is idempotent: .venv is (re)installed only when pyproject.toml changed.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The classroom extra (nbgrader, Sphinx, MyST-NB, the book theme, MathJax) on top of the setup; `make lab` stays light.
+CLASSROOM := $(VENV)/.installed-classroom
 NB     ?= notebooks/*.ipynb
 LAB_ARGS ?=
 # JupyterLab refuses to start as root (containers, Colab-like VMs) unless told it may.
@@ -27,7 +31,7 @@ TEST_WORKERS ?= 2
 # pyproject.toml changes).
 TORCH_INDEX ?=
 
-.PHONY: setup lab test notebooks sync clean-venv
+.PHONY: setup lab test notebooks sync student site clean-venv
 
 setup: $(STAMP)
 
@@ -40,18 +44,31 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."
 
+$(CLASSROOM): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,classroom]"
+	@touch $(CLASSROOM)
+
 lab: $(STAMP)
 	$(PY) -m jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) $(CLASSROOM)
 	$(PY) -m ruff check .
 	OMP_WAIT_POLICY=PASSIVE $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile tests --nbval-lax notebooks $(PYTEST_ARGS)
 
 notebooks: $(STAMP)
 	$(PY) tools/run_notebooks.py $(NB)
+	$(PY) tools/instructors.py  # docs/instructors.md quotes the notebooks' exercises and run times
 
 sync: $(STAMP)
 	$(PY) -m jupytext --sync $(NB)
+
+student: $(CLASSROOM)
+	$(PY) tools/student.py
+
+# SITE_ARGS="--repo OWNER/NAME" adds "Open in Colab" links to that GitHub repository.
+SITE_ARGS ?=
+site: $(CLASSROOM)
+	$(PY) tools/site.py $(SITE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -8,6 +8,7 @@ a learner's model in the train/eval mode it had.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -66,6 +67,17 @@ def test_check_output_size_function() -> None:
         checks.check_output_size_function(lambda n, k, s, p, d: (n + 2 * p - d * (k - 1) - 1) // s)
     with pytest.raises(AssertionError, match="your function raised ZeroDivisionError"):
         checks.check_output_size_function(lambda *args: 1 // 0)
+
+
+def test_checks_turn_the_unanswered_stub_into_a_hint() -> None:
+    # A student copy's stub (nbgrader): the function exists but raises NotImplementedError.
+    def output_size(size, kernel_size, stride, padding, dilation):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match=r"output_size is not written yet.*raise NotImplementedError\(\)") as info:
+        checks.check_output_size_function(output_size)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
 def _receptive(layers: list[tuple[int, int]]) -> tuple[int, int]:
@@ -173,6 +185,50 @@ def test_check_zero_init_function() -> None:
         checks.check_zero_init_function(_zero_a_copy)
 
 
+class _PreActBlock(nn.Module):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 bn1_channels: int | None = None, order: str = "pre", relu_after: bool = False, add: bool = True):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(bn1_channels or inplanes)
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.downsample, self.order, self.relu_after, self.add = downsample, order, relu_after, add
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.order == "pre":
+            out = F.relu(self.bn1(x))
+            shortcut = x if self.downsample is None else self.downsample(out)
+            out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        else:  # post-activation order
+            shortcut = x if self.downsample is None else self.downsample(x)
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        out = out + shortcut if self.add else out
+        return F.relu(out) if self.relu_after else out
+
+
+class _PreActStub(nn.Module):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        raise NotImplementedError()
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda i, p, s, d: _PreActBlock(i, p, s, d, relu_after=True), "remove the ReLU after the addition"),
+        (lambda i, p, s, d: _PreActBlock(i, p, s, d, add=False), "add the shortcut"),
+        (lambda i, p, s, d: _PreActBlock(i, p, s, d, order="post"), "post-activation order"),
+        (lambda i, p, s, d: _PreActBlock(i, p, s, d, bn1_channels=p), r"nn.BatchNorm2d\(8\)|nn.BatchNorm2d\(16\)"),
+        (_PreActStub, "not written yet"),
+    ],
+    ids=["relu-after-add", "no-shortcut", "post-order", "bn1-planes", "stub"],
+)
+def test_check_preact_block(make, match) -> None:
+    checks.check_preact_block(_PreActBlock)
+    with pytest.raises(AssertionError, match=match):
+        checks.check_preact_block(make)
+
+
 # --------------------------------------------------------------------------------------------------
 # 03 bottleneck blocks (the parameter-count check also has tests in test_blocks.py)
 # --------------------------------------------------------------------------------------------------
@@ -238,11 +294,11 @@ def test_check_stage_shapes() -> None:
     model = resnet101(width=8)  # the check reads the shapes off any model: a narrow one builds faster
     predicted = {"layer1": (32, 40, 40), "layer2": (64, 20, 20), "layer3": (128, 10, 10), "layer4": (256, 5, 5)}
     checks.check_stage_shapes(predicted, model=model, image_size=160)
-    with pytest.raises(AssertionError, match=r"layer4: expected \(256, 5, 5\), got \(256, 4, 4\)"):
+    with pytest.raises(AssertionError, match=r"layer4: \(256, 4, 4\) is not its output shape; the channels are right"):
         checks.check_stage_shapes({**predicted, "layer4": (256, 4, 4)}, model=model, image_size=160)
-    with pytest.raises(AssertionError, match=r"layer3: expected .* got None"):
+    with pytest.raises(AssertionError, match=r"layer3: None is not its output shape"):
         checks.check_stage_shapes({k: v for k, v in predicted.items() if k != "layer3"}, model=model, image_size=160)
-    with pytest.raises(AssertionError, match=r"layer1: expected .* got 32"):
+    with pytest.raises(AssertionError, match=r"layer1: 32 is not its output shape"):
         checks.check_stage_shapes({**predicted, "layer1": 32}, model=model, image_size=160)
     with pytest.raises(AssertionError, match="store a dict"):
         checks.check_stage_shapes(list(predicted.values()), model=model, image_size=160)
@@ -311,6 +367,42 @@ def test_check_group_norm_function() -> None:
         checks.check_group_norm_function(lambda x, g, eps: _group_norm_forward(x, g, 1e-5))
     with pytest.raises(AssertionError, match="return a tensor shaped like x"):
         checks.check_group_norm_function(lambda x, g, eps: _group_norm_forward(x, g, eps).flatten(1))
+
+
+_ZERO_INIT_PREDICTION = {"conv1.weight": "zero", "bn1.weight": "zero", "conv2.weight": "zero",
+                         "bn2.weight": "nonzero", "bn2.bias": "nonzero"}
+
+
+def _branch_gradient_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    model.zero_grad()
+    F.cross_entropy(model(images), labels).backward()
+    block = dict(model.layer1[0].named_parameters())
+    return {name: block[name].grad.norm().item() for name in checks.ZERO_INIT_GRAD_PARAMS}
+
+
+def _accumulating_norms(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    F.cross_entropy(model(images), labels).backward()  # no zero_grad: the second call doubles
+    block = dict(model.layer1[0].named_parameters())
+    return {name: block[name].grad.norm().item() for name in checks.ZERO_INIT_GRAD_PARAMS}
+
+
+def test_check_zero_init_gradients() -> None:
+    checks.check_zero_init_gradients(_ZERO_INIT_PREDICTION, _branch_gradient_norms)
+    # The common wrong guess: the last convolution gets a gradient because it is "after" nothing.
+    with pytest.raises(AssertionError, match=r"prediction was wrong for \['conv2.weight'\].*chain rule"):
+        checks.check_zero_init_gradients({**_ZERO_INIT_PREDICTION, "conv2.weight": "nonzero"}, _branch_gradient_norms)
+    with pytest.raises(AssertionError, match=r"predict 'zero' or 'nonzero' for \['bn2.bias'\]"):
+        checks.check_zero_init_gradients({**_ZERO_INIT_PREDICTION, "bn2.bias": None}, _branch_gradient_norms)
+    with pytest.raises(AssertionError, match="exactly the keys"):
+        checks.check_zero_init_gradients({"conv1.weight": "zero"}, _branch_gradient_norms)
+    with pytest.raises(AssertionError, match="gradients accumulated.*zero_grad"):
+        checks.check_zero_init_gradients(_ZERO_INIT_PREDICTION, _accumulating_norms)
+    with pytest.raises(AssertionError, match="bn2.weight: you measured"):
+        checks.check_zero_init_gradients(_ZERO_INIT_PREDICTION, lambda m, x, y: {**_branch_gradient_norms(m, x, y), "bn2.weight": 1.0})
+    with pytest.raises(AssertionError, match="return a dict with the keys"):
+        checks.check_zero_init_gradients(_ZERO_INIT_PREDICTION, lambda m, x, y: list(_branch_gradient_norms(m, x, y).values()))
+    with pytest.raises(AssertionError, match="is not written yet"):
+        checks.check_zero_init_gradients(_ZERO_INIT_PREDICTION, _stub)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,6 +528,29 @@ def test_check_smooth_losses_function() -> None:
                                                                   enumerate(_smooth(losses, beta, correct=False))])
     with pytest.raises(AssertionError, match="a list of floats"):
         checks.check_smooth_losses_function(lambda losses, beta: None)
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    return 1.0 if step >= warmup_steps else (step + 1) / (warmup_steps + 1)
+
+
+def _warmup_stub(step: int, warmup_steps: int) -> float:
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize(("fn", "match"), [
+    (lambda s, w: 1.0 if s >= w else s / w, "step 0 gets the factor 0"),
+    (lambda s, w: 1.0 if s >= w else (s + 1) / w, "one step early"),
+    (lambda s, w: (s + 1) / (w + 1), "the factor is 1.0"),
+    (lambda s, w: 1.0 if s >= w else ((s + 1) / (w + 1)) ** 2, "solve for d"),
+    (lambda s, w: 1.0 if s >= w else 0.5 + 0.5 * (s + 1) / (w + 1), "solve for d"),
+    (lambda s, w: None, "as a number"),
+    (_warmup_stub, "not written yet"),
+])
+def test_check_warmup_factor_function(fn, match) -> None:
+    checks.check_warmup_factor_function(_warmup)
+    with pytest.raises(AssertionError, match=match):
+        checks.check_warmup_factor_function(fn)
 
 
 def _param_groups(model: nn.Module, weight_decay: float, *, copies: bool = False) -> list[dict]:
@@ -626,3 +741,113 @@ def test_claim_only_warns_when_asked(monkeypatch, capsys):
 def test_claim_needs_a_message():
     with pytest.raises(TypeError, match="message"):
         checks.claim(True, "")
+
+
+# --- issue 13 exercises: 00 median timing, 01 uniform stack (effective receptive field), 04 extra block
+
+
+def _stub(*args: object) -> object:
+    raise NotImplementedError()
+
+
+def _median_time(work, repeats: int, *, warm_up: bool = True, pick: str = "median") -> float:
+    import time
+
+    if warm_up:
+        work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return {"median": sorted(times)[len(times) // 2], "mean": sum(times) / len(times), "first": times[0] * 1e-3,
+            "first_call": times[0], "min": min(times), "last": times[-1]}[pick]
+
+
+def test_check_median_time_function(capsys) -> None:
+    checks.check_median_time_function(_median_time)
+    assert "Correct" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="looks like a mean"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="mean"))
+    with pytest.raises(AssertionError, match="call it once untimed"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, warm_up=False))
+    with pytest.raises(AssertionError, match="faster than the 2 ms"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="first"))
+    with pytest.raises(AssertionError, match="first timed call"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="first_call"))
+    with pytest.raises(AssertionError, match="minimum"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="min"))
+    with pytest.raises(AssertionError, match="last timed call"):
+        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="last"))
+    with pytest.raises(AssertionError, match="not written yet"):
+        checks.check_median_time_function(_stub)
+
+
+def _uniform_stack(depth: int, *, padding: int = 1, weight: float = 1 / 9, relu: bool = False) -> nn.Module:
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        conv = nn.Conv2d(1, 1, 3, padding=padding, bias=False)
+        with torch.no_grad():
+            conv.weight.fill_(weight)
+        layers += [conv, nn.ReLU()] if relu else [conv]
+    return nn.Sequential(*layers)
+
+
+def test_check_uniform_stack_function(capsys) -> None:
+    sides = checks.check_uniform_stack_function(_uniform_stack, depths=(4, 16), predicted={4: 9})
+    out = capsys.readouterr().out
+    assert "you predicted 9 px" in out and "Correct" in out
+    assert sides[4] < 9 and sides[16] < 33 and sides[4] < sides[16]
+    with pytest.raises(AssertionError, match="padding=1"):
+        checks.check_uniform_stack_function(lambda d: _uniform_stack(d, padding=0), depths=(4,))
+    with pytest.raises(AssertionError, match="1/9"):
+        checks.check_uniform_stack_function(lambda d: _uniform_stack(d, weight=0.5), depths=(4,))
+    with pytest.raises(AssertionError, match="only convolutions"):
+        checks.check_uniform_stack_function(lambda d: _uniform_stack(d, relu=True), depths=(4,))
+    with pytest.raises(AssertionError, match="needs 4"):
+        checks.check_uniform_stack_function(lambda d: _uniform_stack(d + 1), depths=(4,))
+    with pytest.raises(AssertionError, match="not written yet"):
+        checks.check_uniform_stack_function(_stub, depths=(4,))
+
+
+def _extra_block(stage: int, *, norms: bool = True, flops: bool = False, grow: bool = False) -> tuple[int, int]:
+    planes, side = 64 * 2 ** (stage - 1), 56 // 2 ** (stage - 1)
+    macs = 17 * planes * planes * (56 * 56 if grow else side * side)
+    return 17 * planes * planes + (12 * planes if norms else 0), macs * (2 if flops else 1)
+
+
+def test_check_extra_block_cost_function(capsys) -> None:
+    checks.check_extra_block_cost_function(_extra_block)
+    assert "in every stage" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="BatchNorm weights and biases"):
+        checks.check_extra_block_cost_function(lambda s: _extra_block(s, norms=False))
+    with pytest.raises(AssertionError, match="that is FLOPs"):
+        checks.check_extra_block_cost_function(lambda s: _extra_block(s, flops=True))
+    with pytest.raises(AssertionError, match="the side halves"):
+        checks.check_extra_block_cost_function(lambda s: _extra_block(s, grow=True))
+    with pytest.raises(AssertionError, match="not written yet"):
+        checks.check_extra_block_cost_function(_stub)
+
+
+def _best_pair(score, candidates):
+    return max(itertools.combinations(candidates, 2), key=score)
+
+
+def test_check_best_pair_function(capsys) -> None:
+    checks.check_best_pair_function(_best_pair)
+    assert "Correct" in capsys.readouterr().out
+    checks.check_best_pair_function(lambda score, c: tuple(reversed(_best_pair(score, c))))   # either order
+    with pytest.raises(AssertionError, match="max, not min"):
+        checks.check_best_pair_function(lambda score, c: min(itertools.combinations(c, 2), key=score))
+    with pytest.raises(AssertionError, match="good pair but not the best"):
+        checks.check_best_pair_function(lambda score, c: (32, 48))
+    with pytest.raises(AssertionError, match="score every pair"):
+        checks.check_best_pair_function(lambda score, c: (c[1], c[3]))
+    with pytest.raises(AssertionError, match="taken from candidates"):
+        checks.check_best_pair_function(lambda score, c: (24, 64))   # ignores candidates and score
+    with pytest.raises(AssertionError, match="two different sizes"):
+        checks.check_best_pair_function(lambda score, c: (c[0], c[0]))
+    with pytest.raises(AssertionError, match="a pair of sizes"):
+        checks.check_best_pair_function(lambda score, c: c[0])
+    with pytest.raises(AssertionError, match="not written yet"):
+        checks.check_best_pair_function(_stub)

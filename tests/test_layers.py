@@ -362,3 +362,38 @@ def test_receptive_field_accepts_containers_of_pointwise_layers_and_a_top_level_
     # A ModuleList passed as the model itself is a list of layers applied in order, as documented.
     rows = receptive_field(nn.ModuleList([nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)]))
     assert rows[-1].size == 5
+
+
+def test_effective_receptive_field_of_one_conv_is_its_kernel() -> None:
+    from tutorial_lib.layers import effective_receptive_field
+
+    conv = nn.Conv2d(1, 1, 5, padding=2, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    field = effective_receptive_field(conv, 15, mass=1.0)
+    assert field.theoretical == 5 and field.side == 5
+    assert abs(float(field.gradient.sum()) - 1.0) < 1e-5
+
+
+def test_effective_receptive_field_is_smaller_than_the_theoretical_one() -> None:
+    from tutorial_lib.layers import effective_receptive_field
+
+    torch.manual_seed(0)
+    stack = nn.Sequential(*[m for _ in range(6) for m in (nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())])
+    stack[0] = nn.Conv2d(1, 4, 3, padding=1)
+    field = effective_receptive_field(stack, 31, mass=0.5, trials=4)
+    assert field.theoretical == 13
+    assert field.side < field.theoretical
+    assert effective_receptive_field(stack, 31, mass=1.0, trials=4).side == 13
+
+
+def test_effective_receptive_field_rejects_bad_input() -> None:
+    from tutorial_lib.layers import effective_receptive_field
+
+    conv = nn.Conv2d(1, 1, 3)
+    with pytest.raises(ValueError, match="mass"):
+        effective_receptive_field(conv, 9, mass=0.0)
+    with pytest.raises(TypeError, match="model"):
+        effective_receptive_field("conv", 9)
+    with pytest.raises(ValueError, match="4-D|N, C, H, W"):
+        effective_receptive_field(nn.Sequential(nn.Conv2d(1, 1, 3), nn.Flatten()), 9)

@@ -5,7 +5,8 @@
 - :func:`clean` strips what changes from run to run without being content (widget state, timing
   metadata, the interpreter's patch version), so diffs show only real changes;
 - :func:`violations` lists every way a committed notebook breaks the series' policy
-  (CONTRIBUTING.md);
+  (CONTRIBUTING.md), including stored outputs that name the machine (:func:`machine_strings`:
+  absolute paths, temporary folders, host name, kernel release) or hold one stream in pieces;
 - :func:`parameter_problems` says where papermill's reading of the ``parameters`` cell differs from
   the cell itself, or the text names a knob the cell lacks;
 - :func:`pairing_problems` says where a notebook and its jupytext text source
@@ -168,9 +169,100 @@ def clean(nb: Any) -> Any:
             data = out.get("data", {})
             if WIDGET_MIME in data:
                 continue
+            previous = kept[-1] if kept else None
+            if (previous is not None and out.output_type == previous.output_type == "stream"
+                    and out.get("name") == previous.get("name")):
+                previous["text"] = previous["text"] + out["text"]   # one stream, stored in one piece
+                continue
             kept.append(out)
         cell.outputs = kept
     return nb
+
+
+# Stored outputs travel with the repository to every reader; what identifies the machine that ran
+# them (a path under someone's home or a temporary folder, a host name, the kernel release) is noise
+# to a learner and leaks the author's set-up. Each pattern names what it found, to point at the fix.
+MACHINE_PATTERNS = [
+    ("an absolute path", re.compile(r"(?<![\w.:/])/(?:work|tmp|home|Users|root|private|var/folders|mnt|scratch)/")),
+    ("an absolute Windows path", re.compile(r"\b[A-Za-z]:\\[A-Za-z0-9_.$ -]")),
+    ("a temporary folder", re.compile(r"\btmp[a-z0-9_]{8}\b|\\AppData\\Local\\Temp\b|\bpytest-of-\w")),
+    ("a kernel release", re.compile(
+        r"\b(?:Linux|Darwin|macOS|Windows)-\d+\.\d+"           # platform.platform(): Linux-6.1.0-...
+        r"|\b\d+\.\d+\.\d+-\d*-?(?:generic|amd64|arm64|aws|azure|gcp|fc|el\d|microsoft)\w*"  # uname -r
+        r"|\bDarwin Kernel Version\b|#\d+ SMP\b")),
+]
+#: Output MIME types read as text by the machine-string scan (images are skipped).
+TEXT_MIMES = ("text/plain", "text/html", "text/markdown", "text/latex", "application/json")
+
+
+def _host_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    """This machine's host name and kernel release, as literal patterns (too short or generic ones skipped)."""
+    import platform
+    import socket
+
+    found = []
+    for what, value in (("the host name", socket.gethostname()), ("the host name", platform.node()),
+                        ("the kernel release", platform.release())):
+        value = (value or "").strip()
+        if len(value) >= 6 and value.lower() not in {"localhost", "jupyter"}:
+            found.append((what, re.compile(re.escape(value))))
+    return found
+
+
+def _output_texts(out: Any) -> list[str]:
+    """The text an output shows a reader: stream text, text MIME data, error name, value and traceback."""
+    if out.output_type == "stream":
+        return [out.get("text", "")]
+    if out.output_type == "error":
+        return [out.get("ename", ""), out.get("evalue", ""), "\n".join(out.get("traceback", []))]
+    data = out.get("data", {})
+    texts = []
+    for mime in TEXT_MIMES:
+        value = data.get(mime)
+        if value is None:
+            continue
+        texts.append(value if isinstance(value, str) else "".join(value) if isinstance(value, list) else str(value))
+    return texts
+
+
+def machine_strings(nb: Any, *, extra: list[tuple[str, re.Pattern[str]]] | None = None) -> list[str]:
+    """Stored outputs that name the machine that ran them: absolute paths, temp folders, host, kernel.
+
+    Args:
+        nb: A notebook (``nbformat`` node).
+        extra: More ``(what, pattern)`` pairs; by default this machine's host name and kernel release.
+
+    Returns:
+        One message per offending output: the cell index, what was found, and the matched text.
+    """
+    patterns = MACHINE_PATTERNS + (_host_patterns() if extra is None else extra)
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        for out in cell.outputs:
+            for text in _output_texts(out):
+                for what, pattern in patterns:
+                    match = pattern.search(text)
+                    if match:
+                        problems.append(f"cell {i}: a stored output shows {what} ({match.group(0)!r}); "
+                                        "print a relative name or leave it out")
+    return sorted(set(problems), key=problems.index)
+
+
+def fragmented_streams(nb: Any) -> list[str]:
+    """Cells whose output holds one stream split into several consecutive pieces (``print`` in a loop
+    flushed part by part); :func:`clean` joins them."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        outputs = cell.outputs
+        for before, after in zip(outputs, outputs[1:]):
+            if before.output_type == after.output_type == "stream" and before.get("name") == after.get("name"):
+                problems.append(f"cell {i}: its {before.get('name')} is stored in pieces (run `make notebooks`)")
+                break
+    return problems
 
 
 def violations(nb: Any) -> list[str]:
@@ -203,6 +295,8 @@ def violations(nb: Any) -> list[str]:
                 problems.append(f"cell {i}: stored widget output (run `make notebooks`)")
         if tags(cell) & RAISES_TAGS and not any(o.output_type == "error" for o in cell.outputs):
             problems.append(f"cell {i}: tagged raises-exception but stores no error")
+    problems += fragmented_streams(nb)
+    problems += machine_strings(nb)
     return problems
 
 

@@ -31,10 +31,13 @@ __all__ = [
     "check_bottleneck_params_function",
     "check_conv_cost_function",
     "check_depth_function",
+    "check_extra_block_cost_function",
     "check_fpn_level_function",
     "check_group_norm_function",
+    "check_median_time_function",
     "check_output_size_function",
     "check_param_groups_function",
+    "check_preact_block",
     "check_receptive_field_function",
     "check_res2net_params_function",
     "check_shortcut_function",
@@ -42,8 +45,11 @@ __all__ = [
     "check_smooth_losses_function",
     "check_stage_shapes",
     "check_test_size_function",
+    "check_uniform_stack_function",
     "check_v1_saving",
+    "check_warmup_factor_function",
     "check_zero_init_function",
+    "check_zero_init_gradients",
     "CLAIMS_ENV",
     "claim",
     "prove_equal",
@@ -142,6 +148,63 @@ def check_batch_bytes(answer_mib: float, *, batch: int, channels: int, size: int
     _ok(f"{expected:.2f} MiB")
 
 
+def check_median_time_function(fn: Callable[[Callable[[], Any], int], float]) -> None:
+    """Check ``fn(work, repeats) -> seconds``: one untimed warm-up call, then the median of ``repeats`` timings.
+
+    ``work`` here sleeps 40 ms on its first call (like a first call that allocates or compiles), then
+    14, 2, 60, 7 and 3 ms (60 ms like another program taking the core). The median (7 ms) differs from
+    the mean, the fastest call, the first and the last timed call, so each of those wrong answers is
+    caught; a timing that includes the warm-up is caught too.
+    """
+    import time
+
+    repeats = 5
+    durations = [0.040, 0.014, 0.002, 0.060, 0.007, 0.003]   # warm-up, then `repeats` calls
+    actual: list[float] = []   # what each call really took: a busy machine stretches every sleep
+
+    def work() -> None:
+        start = time.perf_counter()
+        time.sleep(durations[min(len(actual), len(durations) - 1)])
+        actual.append(time.perf_counter() - start)
+
+    got = _call(fn, work, repeats)
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        raise AssertionError(f"return the median time in seconds, as a float; got {type(got).__name__}")
+    if len(actual) != repeats + 1:
+        raise AssertionError(f"work was called {len(actual)} times for repeats={repeats}: call it once untimed "
+                             f"(the warm-up), then time it {repeats} times")
+    timed = sorted(actual[1:])
+    median, mean = timed[len(timed) // 2], sum(timed) / len(timed)
+    if got < 0.5 * timed[0]:
+        raise AssertionError(f"{got * 1e3:.2f} ms is faster than the 2 ms each call sleeps: time around the call "
+                             "with time.perf_counter(), in seconds")
+    if got >= 0.030 and median < 0.030:
+        raise AssertionError(f"{got * 1e3:.1f} ms: that includes a slow call (the warm-up, or the 60 ms one); "
+                             "time each call on its own and take the middle value of the sorted timings")
+    # An answer within 1 ms of one timed call is that call (the sleeps lie at least 1 ms apart, and
+    # timing around a call adds microseconds): name the wrong one the learner returned.
+    nearest = min(range(1, len(actual)), key=lambda i: abs(actual[i] - got))
+    if abs(actual[nearest] - got) < 0.001 and actual[nearest] != median:
+        if actual[nearest] == timed[0]:
+            picked = "the fastest call (the minimum)"
+        elif nearest == 1:
+            picked = "the first timed call"
+        elif nearest == len(actual) - 1:
+            picked = "the last timed call"
+        else:
+            picked = "one of the timed calls, not the middle one"
+        raise AssertionError(f"{got * 1e3:.1f} ms looks like {picked}; the median of the {repeats} timed calls was "
+                             f"{median * 1e3:.1f} ms: sort the timings and take the middle one")
+    if abs(got - mean) < abs(got - median):
+        raise AssertionError(f"{got * 1e3:.1f} ms: that looks like a mean, which one 60 ms outlier pulls up; "
+                             "return the median (the middle of the sorted timings)")
+    if abs(got - median) > 0.5 * median:
+        raise AssertionError(f"{got * 1e3:.1f} ms, but the median of the {repeats} timed calls was {median * 1e3:.1f} ms: "
+                             "sort the timings and take the middle one")
+    _ok(f"median {got * 1e3:.1f} ms per call; the 40 ms warm-up and the 60 ms outlier did not move it, and it is "
+        "neither the fastest, the first nor the last call")
+
+
 # --- 01 convolution and pooling, 03 bottleneck blocks, 04 building ResNet-101 -----------------
 
 
@@ -151,6 +214,14 @@ def _call(fn: Callable[..., Any], *args: Any) -> Any:
         raise AssertionError(f"pass your function itself (no parentheses), got {type(fn).__name__}")
     try:
         return fn(*args)
+    except NotImplementedError:
+        # The unanswered stub of a student copy (nbgrader's `raise NotImplementedError()`): say what to do,
+        # not what crashed. `from None` keeps the learner's screen to this one hint.
+        name = getattr(fn, "__name__", "your function")
+        raise AssertionError(
+            f"{name} is not written yet: it still raises NotImplementedError. Replace `# YOUR CODE HERE` and "
+            "`raise NotImplementedError()` in the exercise cell above with your code, run that cell, then this check "
+            "again") from None
     except Exception as error:  # the learner's code: report what call failed, and why
         raise AssertionError(f"your function raised {type(error).__name__}: {error} for arguments {args}") from error
 
@@ -205,6 +276,58 @@ def check_receptive_field_function(fn: Callable[[list[tuple[int, int]]], tuple[i
                 f"for layers {stack} expected (receptive field, jump) = {(last.size, last.jump)}, got {got}; "
                 "each layer adds (k - 1) * jump_so_far, then multiplies jump by its stride")
     _ok(f"your recurrence matches tutorial_lib.layers.receptive_field on {len(stacks)} stacks")
+
+
+def check_uniform_stack_function(fn: Callable[[int], nn.Module], depths: Sequence[int] = (16, 64, 256),
+                                 predicted: dict[int, int] | None = None) -> dict[int, int]:
+    """Check ``fn(depth)``: ``depth`` 3x3 convolutions, 1 channel, padding 1, all weights 1/9, no bias or activation.
+
+    That is the simplest network of Luo et al. 2016 (section 2.2: uniform weights, no non-linearity).
+    On a pass, measures the effective receptive field (side of the centred square holding half the
+    gradient, :func:`tutorial_lib.layers.effective_receptive_field`) of each depth and prints it beside
+    the theoretical field (``2 * depth + 1``) and the learner's ``predicted`` sides, if given.
+
+    Returns:
+        The measured effective side for each depth.
+    """
+    import torch
+    from torch import nn
+
+    from tutorial_lib.layers import effective_receptive_field
+
+    sides = {}
+    for depth in depths:
+        stack = _call(fn, depth)
+        if not isinstance(stack, nn.Module):
+            raise AssertionError(f"return an nn.Module (e.g. nn.Sequential of the layers), got {type(stack).__name__}")
+        convs = [m for m in stack.modules() if isinstance(m, nn.Conv2d)]
+        if len(convs) != depth:
+            raise AssertionError(f"uniform_stack({depth}) holds {len(convs)} Conv2d layers; it needs {depth}")
+        if any(not isinstance(m, (nn.Conv2d, nn.Sequential, nn.Identity)) for m in stack.modules()):
+            raise AssertionError("only convolutions: Luo et al.'s simplest case has no activation or normalization")
+        x = torch.rand(1, 1, 21, 21)
+        with torch.no_grad():
+            out = stack(x)
+        if out.shape != x.shape:
+            raise AssertionError(f"the output is {tuple(out.shape[-2:])} for a {tuple(x.shape[-2:])} input: use "
+                                 "kernel_size=3, padding=1 so the map keeps its size")
+        if any(c.bias is not None and bool(c.bias.detach().abs().max() > 0) for c in convs):
+            raise AssertionError("use bias=False: a bias adds the same to every pixel and hides nothing, but it is not Luo's case")
+        if any(not torch.allclose(c.weight.detach(), torch.full_like(c.weight, 1 / 9)) for c in convs):
+            raise AssertionError("set every weight to 1/9 (torch.nn.init.constant_ or weight.fill_ under torch.no_grad()), "
+                                 "so each layer averages its 3x3 window")
+        # The gradient is a binomial bump of standard deviation sqrt(2 * depth / 3) px: an input of
+        # +-5 standard deviations holds all but a negligible share of it, however large the theoretical field.
+        side = min(2 * depth + 9, 2 * int(5 * (2 * depth / 3) ** 0.5) + 9)
+        sides[depth] = effective_receptive_field(stack, side, in_channels=1, mass=0.5, trials=1).side
+    for depth in depths:
+        guess = f", you predicted {predicted[depth]} px" if predicted and depth in predicted else ""
+        print(f"  depth {depth:>3}: theoretical {2 * depth + 1:>4} px, effective (half the gradient) {sides[depth]:>3} px{guess}")
+    first, last = depths[0], depths[-1]
+    _ok(f"{last // first}x the depth gave {2 * last + 1}/{2 * first + 1} = {(2 * last + 1) / (2 * first + 1):.1f}x the "
+        f"theoretical field but {sides[last] / sides[first]:.1f}x the effective one (Luo et al.: about sqrt({last // first}) "
+        f"= {(last / first) ** 0.5:.1f}x)")
+    return sides
 
 
 @_keeps_global_rng
@@ -269,7 +392,7 @@ def check_v1_saving(answer: int, *, inplanes: int, planes: int, size: int) -> No
     expected = macs["v1.5"] - macs["v1"]
     if answer != expected:
         raise AssertionError(
-            f"expected {expected:,} MACs, got {answer!r}; only conv1 changes: in v1.5 it produces all "
+            f"{answer!r} is not the saving; only conv1 changes: in v1.5 it produces all "
             f"{size}x{size} pixels, in v1 only the {(size + 1) // 2}x{(size + 1) // 2} it keeps")
     _ok(f"v1 saves {expected:,} MACs ({expected / macs['v1.5']:.1%} of this block)")
 
@@ -286,6 +409,44 @@ def check_depth_function(fn: Callable[[tuple[int, ...], int], int]) -> None:
                 "convolution, every convolution on the main path of every block, and the final fc layer "
                 "(projection shortcuts are not counted)")
     _ok("your formula gives 18, 34, 50, 101 and 152")
+
+
+def check_extra_block_cost_function(fn: Callable[[int], tuple[int, int]], image_size: int = 224) -> None:
+    """Check ``fn(stage) -> (parameters, MACs)`` of one more (non-first) bottleneck in ``layer<stage>``.
+
+    Measured on a real ``Bottleneck(4p, p)`` at the stage's resolution (``p = 64 * 2**(stage - 1)``,
+    the side ``image_size / 4 / 2**(stage - 1)``, rounded up at each stride 2), with
+    :func:`tutorial_lib.cost.count_parameters` and :func:`tutorial_lib.cost.count_flops`.
+    """
+    from tutorial_lib.blocks import Bottleneck
+    from tutorial_lib.cost import count_flops, count_parameters
+    from tutorial_lib.layers import conv_output_size
+
+    side = conv_output_size(conv_output_size(image_size, 7, 2, 3), 3, 2, 1)
+    results = []
+    for stage in (1, 2, 3, 4):
+        if stage > 1:
+            side = conv_output_size(side, 3, 2, 1)
+        planes = 64 * 2 ** (stage - 1)
+        block = Bottleneck(4 * planes, planes)
+        expected = (count_parameters(block), count_flops(block, (4 * planes, side, side))["macs"])
+        got = _pair(_call(fn, stage), "(parameters, macs)")
+        if got[0] != expected[0]:
+            hint = ("count the BatchNorm weights and biases too (2 per channel)"
+                    if got[0] == expected[0] - 2 * 6 * planes else
+                    "the block is 1x1 (4p -> p), 3x3 (p -> p), 1x1 (p -> 4p), each followed by BatchNorm")
+            raise AssertionError(f"layer{stage} (p = {planes}): {got[0]!r} parameters, expected another number; {hint}")
+        if got[1] != expected[1]:
+            hint = f"MACs count each weight once per output pixel: the side of layer{stage} at {image_size} px is {side}"
+            if stage > 1 and got[1] == expected[1] * 4 ** (stage - 1):
+                hint = "the channels double (4x the weights) but the side halves (a quarter of the pixels) at each stage"
+            if got[1] == 2 * expected[1]:
+                hint = "that is FLOPs (2 per MAC); count multiply-adds"
+            raise AssertionError(f"layer{stage}: {got[1]!r} MACs, expected another number; {hint}")
+        results.append(expected)
+    ratio = results[3][0] / results[0][0]
+    _ok(f"one more block costs {results[0][1] / 1e6:.1f} MMACs in every stage, but {ratio:.0f}x the parameters in "
+        "layer4 as in layer1")
 
 
 @_keeps_global_rng
@@ -343,9 +504,16 @@ def check_stage_shapes(answer: dict[str, tuple[int, int, int]], *, model: nn.Mod
         except TypeError:  # None (a stage left out) or a single number
             right = False
         if not right:
-            raise AssertionError(
-                f"{name}: expected {expected}, got {got!r}; channels are width * 2**i * 4, and the "
-                "resolution halves at layer2, layer3 and layer4 (ceil of odd sizes)")
+            # Say which part is wrong without printing the expected shape: the exercise is the prediction.
+            hint = ("channels are width * 2**i * 4, and the resolution halves at layer2, layer3 and layer4 "
+                    "(ceil of odd sizes)")
+            if isinstance(got, (tuple, list)) and len(got) == 3:
+                if got[0] == expected[0]:
+                    hint = ("the channels are right; follow the side through conv1, the max-pool and each "
+                            "stride-2 stage with the output-size formula, rounding odd sizes up")
+                elif tuple(got[1:]) == expected[1:]:
+                    hint = "the size is right; the channels are width * 2**i * 4 (256, 512, 1024, 2048 at width 64)"
+            raise AssertionError(f"{name}: {got!r} is not its output shape; {hint}")
     _ok(f"all four stage shapes at {image_size} px")
 
 
@@ -454,6 +622,72 @@ def check_zero_init_function(fn: Callable[[nn.Module], Any]) -> None:
             if not torch.equal(block(x), x):
                 raise AssertionError(f"in {mode}() mode the block should return its (non-negative) input unchanged")
     _ok("bn2.weight = 0: the residual branch outputs zero and the block starts as the identity")
+
+
+@_keeps_global_rng
+def check_preact_block(cls: Callable[..., nn.Module]) -> None:
+    """Check a pre-activation basic block class (He et al. 2016b, "Identity Mappings", Fig. 1b and Fig. 4e).
+
+    ``cls(inplanes, planes, stride=1, downsample=None)`` must hold ``bn1`` (``inplanes`` channels),
+    ``conv1`` (3x3, the block's stride, no bias), ``bn2``, ``conv2`` (3x3, no bias) and compute
+    ``y = conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut``, with nothing after the addition. The
+    shortcut is ``x``, or ``downsample`` applied to ``x`` or to ``relu(bn1(x))`` (implementations
+    differ; both are accepted). The outputs are compared in training and in eval mode, with random
+    BatchNorm parameters and statistics, against that formula evaluated with the block's own layers.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from tutorial_lib.blocks import projection
+    from tutorial_lib.norm import randomize_norm
+
+    gen = torch.Generator().manual_seed(0)
+    for inplanes, planes, stride in [(8, 8, 1), (8, 16, 2)]:
+        downsample = None if (inplanes, stride) == (planes, 1) else projection(inplanes, planes, stride)
+        where = f"{getattr(cls, '__name__', 'your block')}({inplanes}, {planes}, stride={stride})"
+        block = _call(cls, inplanes, planes, stride, downsample)
+        if not isinstance(block, nn.Module):
+            raise AssertionError(f"{where}: the class must build an nn.Module, got {type(block).__name__}")
+        missing = [name for name in ("bn1", "conv1", "bn2", "conv2") if not isinstance(getattr(block, name, None), nn.Module)]
+        if missing:
+            raise AssertionError(f"{where}: name the layers bn1, conv1, bn2, conv2 (as in BasicBlock); missing {missing}")
+        if getattr(block.bn1, "num_features", None) != inplanes:
+            raise AssertionError(f"{where}: bn1 comes first and normalises the block's input: nn.BatchNorm2d({inplanes}) "
+                                 "(inplanes channels), not planes")
+        for name, conv_stride in (("conv1", stride), ("conv2", 1)):
+            conv = getattr(block, name)
+            if not isinstance(conv, nn.Conv2d) or conv.kernel_size != (3, 3) or conv.stride != (conv_stride, conv_stride):
+                raise AssertionError(f"{where}: {name} is a 3x3 nn.Conv2d with stride {conv_stride} and padding 1")
+            if conv.bias is not None:
+                raise AssertionError(f"{where}: pass bias=False to {name}: a BatchNorm follows it (here bn2, or the next block's bn1)")
+        randomize_norm(block)
+        x = torch.randn(4, inplanes, 8, 8, generator=gen)
+        for mode in ("train", "eval"):
+            block.train(mode == "train")
+            with torch.no_grad():
+                got = _call(block, x.clone())
+                pre = F.relu(block.bn1(x))
+                branch = block.conv2(F.relu(block.bn2(block.conv1(pre))))
+                shortcuts = [x] if downsample is None else [downsample(pre), downsample(x)]
+                if not isinstance(got, torch.Tensor) or got.shape != branch.shape:
+                    raise AssertionError(f"{where}: forward must return a tensor of shape {tuple(branch.shape)}, got "
+                                         f"{getattr(got, 'shape', type(got).__name__)}")
+                if any(torch.allclose(got, branch + s, atol=1e-5) for s in shortcuts):
+                    continue
+                if any(torch.allclose(got, F.relu(branch + s), atol=1e-5) for s in shortcuts):
+                    raise AssertionError(f"{where}: remove the ReLU after the addition; in a pre-activation block "
+                                         "y = F(x) + x is a pure sum (the next block starts with its own BN and ReLU)")
+                if torch.allclose(got, branch, atol=1e-5):
+                    raise AssertionError(f"{where}: add the shortcut: y = F(x) + x (with downsample when it is given)")
+                post = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(x)))) if inplanes == planes else branch)
+                if inplanes == planes and any(torch.allclose(got, F.relu(post + s), atol=1e-5) or
+                                              torch.allclose(got, post + s, atol=1e-5) for s in shortcuts):
+                    raise AssertionError(f"{where}: that is the post-activation order (conv, BN, ReLU); pre-activation "
+                                         "puts BN and ReLU before each convolution: BN, ReLU, conv, BN, ReLU, conv")
+                raise AssertionError(f"{where}: outputs differ from conv2(relu(bn2(conv1(relu(bn1(x)))))) + shortcut in "
+                                     f"{mode} mode; check the order BN, ReLU, conv, BN, ReLU, conv, then the addition")
+    _ok("BN, ReLU, conv, BN, ReLU, conv, then a pure sum with the shortcut: a pre-activation block")
 
 
 # --- 02, 03, 06: an inline block equals the package's ------------------------------------------
@@ -666,6 +900,74 @@ def check_group_norm_function(fn: Callable[[Tensor, int, float], Tensor]) -> Non
     _ok("GroupNorm: per sample, per group of channels; equals torch.nn.functional.group_norm for 1, 3, 4 and 12 groups")
 
 
+ZERO_INIT_GRAD_PARAMS = ("conv1.weight", "bn1.weight", "conv2.weight", "bn2.weight", "bn2.bias")
+"""The parameters of ``layer1[0]`` that :func:`check_zero_init_gradients` asks about, in forward order."""
+
+
+@_keeps_global_rng
+def check_zero_init_gradients(prediction: dict[str, str], fn: Callable[[nn.Module, Tensor, Tensor], dict[str, float]]) -> None:
+    """Check a prediction of which parameters of a zero-initialised block get a gradient, and its measurement.
+
+    ``prediction`` maps each name of :data:`ZERO_INIT_GRAD_PARAMS` to ``"zero"`` or ``"nonzero"``: the
+    gradient that parameter of ``layer1[0]`` receives at the first step of a ResNet-18 built with
+    ``zero_init_residual=True`` (Goyal et al. 2017, section 5.1). ``fn(model, images, labels)`` runs
+    one cross-entropy forward and backward pass from fresh gradients and returns the gradient norm of
+    each of those parameters. Both are compared with the check's own measurement on a small network.
+    """
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    from tutorial_lib.models import resnet18
+
+    names = ZERO_INIT_GRAD_PARAMS
+    if not isinstance(prediction, dict) or set(prediction) != set(names):
+        got = sorted(prediction) if isinstance(prediction, dict) else type(prediction).__name__
+        raise AssertionError(f"prediction must be a dict with exactly the keys {list(names)}, got {got}")
+    unanswered = [name for name in names if prediction[name] not in ("zero", "nonzero")]
+    if unanswered:
+        raise AssertionError(f"predict 'zero' or 'nonzero' for {unanswered} before you measure")
+    model = resnet18(width=8, stem="small", num_classes=10, zero_init_residual=True)
+    model.train()
+    images = torch.rand(8, 3, 32, 32)
+    labels = torch.randint(0, 10, (8,))
+    reference_model = copy.deepcopy(model)
+    loss = F.cross_entropy(reference_model(images), labels)
+    loss.backward()
+    block = dict(reference_model.layer1[0].named_parameters())
+    expected = {name: block[name].grad.norm().item() for name in names}
+    for attempt in ("first", "second"):
+        got = _call(fn, model, images, labels)
+        if not isinstance(got, dict) or set(got) != set(names):
+            keys = sorted(got) if isinstance(got, dict) else type(got).__name__
+            raise AssertionError(f"return a dict with the keys {list(names)} (the gradient norm of each), got {keys}")
+        try:
+            values = {name: float(got[name]) for name in names}
+        except (TypeError, ValueError, RuntimeError):
+            raise AssertionError("each value must be one number: the norm of that parameter's .grad, e.g. "
+                                 "param.grad.norm().item()") from None
+        for name in names:
+            if abs(values[name] - expected[name]) > 1e-4 * max(1.0, expected[name]):
+                if attempt == "second":
+                    raise AssertionError("a second call gave other norms: the gradients accumulated. Call "
+                                         "model.zero_grad() before loss.backward(), so each call measures one step")
+                raise AssertionError(f"{name}: you measured {values[name]:.4g}, expected {expected[name]:.4g}. Run "
+                                     "model(images), F.cross_entropy(..., labels), .backward(), then read "
+                                     "model.layer1[0].<name>.grad.norm() for each name")
+    truth = {name: "zero" if expected[name] == 0.0 else "nonzero" for name in names}
+    wrong = [name for name in names if prediction[name] != truth[name]]
+    if wrong:
+        raise AssertionError(
+            f"your measurement is right, but the prediction was wrong for {wrong}: measured {truth}. Why: the "
+            "branch's output is bn2.weight * x_hat + bn2.bias, so d(output)/d(x_hat) = bn2.weight = 0, and by the "
+            "chain rule everything before bn2's scale (conv1, bn1, conv2) gets exactly zero gradient. bn2.weight "
+            "itself gets sum(grad * x_hat), and bn2.bias sum(grad): both non-zero. Update prediction to what you "
+            "now understand, and rerun")
+    _ok("only bn2's weight and bias get a gradient at the first step; the branch's convolutions wait until "
+        "bn2.weight has moved away from 0")
+
+
 # --- 06 multi-scale architectures ---------------------------------------------------------------
 
 
@@ -737,6 +1039,52 @@ def check_res2net_params_function(fn: Callable[[int, int, int, int, int], int]) 
 
 
 # --- 08 tuning ---------------------------------------------------------------------------------
+
+
+def check_warmup_factor_function(fn: Callable[[int, int], float]) -> None:
+    """Check ``fn(step, warmup_steps)``: the multiplier of a linear warm-up, then the full rate.
+
+    The ramp the exercise asks for rises by the same increment at every step, starts one increment
+    above zero (step 0 already learns) and takes its last increment into the full rate at step
+    ``warmup_steps``, so the increment is ``1 / (warmup_steps + 1)``: the warm-up ``fit`` applies
+    to its ``"constant"`` and ``"step"`` schedules (``tutorial_lib.train.schedule_factor``; Goyal
+    et al. 2017, sec 2.2, ramp linearly from a small rate).
+    """
+    import math
+
+    from tutorial_lib.train import schedule_factor
+
+    for warmup_steps in (0, 1, 4, 10):
+        total = warmup_steps + 6
+        got = []
+        for step in range(total):
+            value = _call(fn, step, warmup_steps)
+            try:
+                got.append(float(value))
+            except (TypeError, ValueError):
+                raise AssertionError(f"return the multiplier as a number, got {type(value).__name__} "
+                                     f"for step={step}, warmup_steps={warmup_steps}") from None
+        expected = [schedule_factor("constant", step, warmup_steps=warmup_steps, total_steps=total) for step in range(total)]
+        if all(math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(got, expected)):
+            continue
+        if any(not math.isclose(v, 1.0, rel_tol=1e-9) for v in got[warmup_steps:]):
+            raise AssertionError(f"from step warmup_steps on the rate is the full rate: the factor is 1.0 "
+                                 f"(warmup_steps={warmup_steps}: got {[round(v, 4) for v in got[warmup_steps:]]})")
+        ramp = got[:warmup_steps]
+        if ramp and ramp[0] <= 0:
+            raise AssertionError(f"step 0 gets the factor {ramp[0]:g}: a step at rate 0 is wasted; "
+                                 "start one increment above zero")
+        if ramp and math.isclose(ramp[-1], 1.0, rel_tol=1e-9):
+            raise AssertionError("your ramp reaches the full rate at step warmup_steps - 1, one step early: the last "
+                                 "increment (into 1.0) is taken at step warmup_steps, so there are warmup_steps + 1 increments")
+        steps = [b - a for a, b in zip(ramp + [1.0], ramp[1:] + [1.0])]
+        if any(not math.isclose(d, steps[0], rel_tol=1e-6) for d in steps):
+            raise AssertionError(f"a linear ramp rises by the same increment at every step, the step into 1.0 "
+                                 f"included; warmup_steps={warmup_steps} gave {[round(v, 4) for v in got[:warmup_steps + 1]]}")
+        raise AssertionError(f"for warmup_steps={warmup_steps} expected {[round(v, 4) for v in expected]}, "
+                             f"got {[round(v, 4) for v in got]}: equal increments d, the first value d, the value at "
+                             "step warmup_steps exactly 1.0 (solve for d)")
+    _ok("a linear warm-up: step 0 at 1 / (warmup_steps + 1) of the rate, the full rate from step warmup_steps on")
 
 
 def check_smooth_losses_function(fn: Callable[[list[float], float], Sequence[float]]) -> None:
@@ -903,3 +1251,52 @@ def check_average_softmax_function(
             raise AssertionError("not quite: resize the batch to each size (tutorial_lib.multiscale.resize_batch), "
                                  "take the softmax of the model's logits, and average the probabilities")
     _ok(f"your average over {list(sizes)} px equals MultiScaleTTA's to within 1e-5")
+
+
+def check_best_pair_function(fn: Callable[[Callable[[tuple[int, int]], float], Sequence[int]], tuple[int, int]]) -> None:
+    """Check ``fn(score, candidates) -> (a, b)``: the pair of distinct candidates with the highest ``score``.
+
+    Notebook 07, exercise 3: which two test resolutions, averaged, serve a network best. The check
+    runs ``fn`` on two made-up scores whose best pair is known. In the first, neighbouring sizes near
+    the training ones (32 and 48 px) make a good pair but not the best, (24, 64); the second uses
+    other candidates, so an answer that ignores ``candidates`` fails.
+
+    Args:
+        fn: the learner's function; it gets ``score(pair) -> float`` and the candidate sizes.
+
+    Raises:
+        AssertionError: with a hint, if ``fn`` returns anything but the best pair.
+    """
+    import itertools
+
+    first = {(16, 24): 0.30, (16, 32): 0.45, (16, 48): 0.50, (16, 64): 0.35, (24, 32): 0.55,
+             (24, 48): 0.60, (24, 64): 0.72, (32, 48): 0.58, (32, 64): 0.66, (48, 64): 0.40}
+
+    def score_first(pair: tuple[int, int]) -> float:
+        return first[tuple(sorted(pair))]  # type: ignore[index]
+
+    def score_second(pair: tuple[int, int]) -> float:
+        a, b = pair
+        return -abs(a * b - 900)
+
+    cases = (((16, 24, 32, 48, 64), score_first, "table"), ((12, 20, 28, 40, 56), score_second, "product"))
+    for candidates, score, name in cases:
+        got = _call(fn, score, candidates)
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise AssertionError(f"return a pair of sizes, e.g. (24, 64), got {got!r}")
+        if any(isinstance(s, bool) or not isinstance(s, int) or s not in candidates for s in got) or got[0] == got[1]:
+            raise AssertionError(f"return two different sizes taken from candidates {list(candidates)}, got {tuple(got)}")
+        pairs = list(itertools.combinations(candidates, 2))
+        best = max(pairs, key=score)
+        got_pair = tuple(sorted(got))
+        if score(got_pair) < score(best):
+            worst = min(pairs, key=score)
+            if got_pair == worst:
+                raise AssertionError(f"{got_pair} has the lowest score; keep the pair with the highest (max, not min)")
+            if name == "table" and got_pair == (32, 48):
+                raise AssertionError("(32, 48) is a good pair but not the best: neighbouring sizes fail on the same "
+                                     "images, so their average adds little. Score every pair "
+                                     "(itertools.combinations(candidates, 2)) and keep the best")
+            raise AssertionError(f"{got_pair} scores {score(got_pair):.2f}, but {best} scores {score(best):.2f}: "
+                                 "score every pair of candidates (itertools.combinations) and keep the highest")
+    _ok("your search finds the best pair, also where the tempting neighbouring pair is not it")

@@ -34,7 +34,9 @@ __all__ = [
     "ReceptiveField",
     "conv1x1",
     "conv3x3",
+    "EffectiveField",
     "conv_output_size",
+    "effective_receptive_field",
     "format_receptive_fields",
     "measure_receptive_field",
     "receptive_field",
@@ -549,3 +551,113 @@ def measure_receptive_field(
         top=int(rows[0]),
         left=int(cols[0]),
     )
+
+
+class EffectiveField(NamedTuple):
+    """What one output pixel actually uses (:func:`effective_receptive_field`).
+
+    ``gradient`` is the mean absolute gradient of the centre output pixel with respect to each input
+    pixel (summed over input channels, averaged over random inputs), shape ``(H, W)``, normalised to
+    sum to 1. ``side`` is the side of the smallest square centred on the output pixel's centre that
+    holds ``mass`` of it; ``theoretical`` is the side of the bounding box of the non-zero gradient,
+    the theoretical receptive field clipped by the image border.
+    """
+
+    gradient: torch.Tensor
+    side: int
+    mass: float
+    theoretical: int
+
+
+def effective_receptive_field(
+    model: nn.Module,
+    input_size: int,
+    *,
+    in_channels: int | None = None,
+    mass: float = 0.95,
+    trials: int = 8,
+    seed: int = 0,
+) -> EffectiveField:
+    """Measure the *effective* receptive field of the centre output pixel (Luo et al. 2016).
+
+    The theoretical receptive field (:func:`receptive_field`) says which input pixels *can* change an
+    output pixel. Luo et al. 2016 ("Understanding the Effective Receptive Field in Deep
+    Convolutional Neural Networks", NIPS, section 2) measure how *much* each one does: the gradient of
+    the output pixel with respect to each input pixel. Its magnitude is roughly Gaussian, largest in
+    the centre, and its width grows only with the square root of the depth, while the theoretical
+    field grows linearly; so the effective field fills a shrinking part of the theoretical one.
+
+    This function back-propagates from the centre output pixel (summed over output channels) for
+    ``trials`` random inputs, averages the absolute input gradient, and reports the side of the
+    smallest centred square holding ``mass`` of it. The model runs in eval mode (restored afterwards);
+    parameter gradients are not touched.
+
+    Args:
+        model: A module mapping ``(N, C, H, W)`` to ``(N, C', H', W')``.
+        input_size: Side of the square input.
+        in_channels: Input channels; by default those of the first ``nn.Conv2d``.
+        mass: Share of the gradient magnitude the reported square must hold, in (0, 1].
+        trials: Random inputs to average over.
+        seed: Seed of the random inputs (a local generator; the global RNG state is untouched).
+
+    Returns:
+        An :class:`EffectiveField`.
+
+    Raises:
+        TypeError: If ``model`` is not a module or a number has the wrong type.
+        ValueError: If a size or ``mass`` is out of range, the output is not 4-D, or the centre
+            output pixel depends on no input pixel.
+    """
+    from tutorial_lib._validate import check_number
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    input_size = check_int("input_size", input_size, minimum=1)
+    mass = check_number("mass", mass, minimum=0.0, maximum=1.0, min_inclusive=False)
+    trials = check_int("trials", trials, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    if in_channels is None:
+        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is None:
+            raise ValueError("model has no Conv2d to take in_channels from; pass in_channels")
+        in_channels = first_conv.in_channels
+    in_channels = check_int("in_channels", in_channels, minimum=1)
+
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(input_size, input_size, dtype=torch.float64)
+    try:
+        for _ in range(trials):
+            x = torch.randn(1, in_channels, input_size, input_size, generator=generator, dtype=dtype)
+            x = x.to(device).requires_grad_(True)
+            out = model(x)
+            if out.dim() != 4:
+                raise ValueError(f"model output must be (N, C, H, W), got shape {tuple(out.shape)}")
+            (grad,) = torch.autograd.grad(out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum(), x)
+            total += grad[0].abs().sum(dim=0).double().cpu()
+    finally:
+        model.train(was_training)
+    if total.sum() == 0:
+        raise ValueError("the centre output pixel does not depend on any input pixel")
+    gradient = total / total.sum()
+    touched = gradient > 0
+    rows = torch.nonzero(touched.any(dim=1)).flatten()
+    cols = torch.nonzero(touched.any(dim=0)).flatten()
+    theoretical = int(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1)
+    # Centre of the field: the gradient's centre of mass (the output pixel's centre in the input).
+    coords = torch.arange(input_size, dtype=torch.float64)
+    centre_row = float((gradient.sum(dim=1) * coords).sum())
+    centre_col = float((gradient.sum(dim=0) * coords).sum())
+    # Odd squares centred on the pixel nearest the centre: side 2r + 1 for r = 0, 1, 2, ...
+    row, col = round(centre_row), round(centre_col)
+    side = 2 * input_size + 1
+    for radius in range(input_size + 1):
+        window = gradient[max(0, row - radius) : row + radius + 1, max(0, col - radius) : col + radius + 1]
+        if float(window.sum()) >= mass - 1e-9:
+            side = 2 * radius + 1
+            break
+    return EffectiveField(gradient=gradient.float(), side=side, mass=mass, theoretical=theoretical)

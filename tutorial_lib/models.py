@@ -187,8 +187,9 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
 
         # Same initialization as torchvision: He et al. 2015 ("Delving deep into rectifiers",
-        # section 2.2, the fan-out variant) for convolutions, so activations keep their scale
-        # through ReLUs; normalization layers start as the identity transform.
+        # section 2.2, eq. 14: std sqrt(2 / fan_out), the backward-pass condition; eq. 10 is the
+        # fan-in one) for convolutions, so gradients keep their scale through ReLUs; normalization
+        # layers start as the identity transform.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -136,6 +136,7 @@ def plot_histories(histories: Mapping[str, History], *, title: str | None = None
         The matplotlib figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not hasattr(histories, "items") or not histories:
         raise TypeError("histories must be a non-empty dict {run_name: History}")
@@ -153,7 +154,12 @@ def plot_histories(histories: Mapping[str, History], *, title: str | None = None
         else:
             ax_acc.plot(epochs, [r["train_acc"] for r in history.epochs], "o--", color=color, label=f"{name} (train)")
     ax_loss.set(xlabel="epoch", ylabel="training loss", title=f"training loss (mean of {smooth} steps)")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy per epoch", ylim=(0, 1.02))
+    validated = [any(r["val_acc"] is not None for r in h.epochs) for h in histories.values()]
+    accuracy_title = ("validation accuracy after each epoch" if all(validated)
+                      else "training accuracy, mean over each epoch" if not any(validated)
+                      else "validation (solid) or training (dashed) accuracy per epoch")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title=accuracy_title, ylim=(0, 1.02))
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))  # one point per epoch: no fractional ticks
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend()
@@ -365,10 +371,13 @@ def plot_object_sizes(splits: Mapping[str, Dataset], *, ax: Axes | None = None, 
         if getattr(dataset, "object_sizes", None) is None:
             raise TypeError(f"splits[{name!r}] has no object_sizes; plot_object_sizes needs multiscale-digits splits")
     fig, ax = _figure_and_axes(ax, (7, 3.2))
+    width = 0.9 / len(splits)   # bars side by side within each pixel size, so no split hides another
     for i, (name, dataset) in enumerate(splits.items()):
         sizes = np.asarray(dataset.object_sizes)
         values, counts = np.unique(sizes, return_counts=True)
-        ax.bar(values, counts / counts.sum(), width=0.9, color=f"C{i}", alpha=0.7, label=f"{name} ({values.min()}-{values.max()} px)")
+        offset = (i - (len(splits) - 1) / 2) * width
+        ax.bar(values + offset, counts / counts.sum(), width=width, color=f"C{i}",
+               label=f"{name} ({values.min()}-{values.max()} px)")
     image_size = getattr(next(iter(splits.values())), "image_size", None)
     xlabel = "object side (pixels)" + (f" in a {image_size}x{image_size} image" if image_size else "")
     ax.set(xlabel=xlabel, ylabel="fraction of the split", title=title or "object sizes per split")
@@ -434,7 +443,7 @@ def plot_feature_maps(maps: Tensor | np.ndarray, n: int = 16, *, ncols: int = 8,
 
 
 def show_receptive_fields(image: Tensor | np.ndarray, boxes: Mapping[str, tuple[int, int, int]], *,
-                          title: str | None = None, ax: Axes | None = None) -> Figure:
+                          title: str | None = None, ax: Axes | None = None, dotted: Sequence[str] = ()) -> Figure:
     """Draw square receptive fields on an image.
 
     Args:
@@ -443,6 +452,9 @@ def show_receptive_fields(image: Tensor | np.ndarray, boxes: Mapping[str, tuple[
             dashed, clipped to the image border, and its legend entry says so.
         title: Axes title.
         ax: Axes to draw on (default: a new figure).
+        dotted: labels of boxes to draw dotted (e.g. measured fields beside theoretical ones), so a
+            box that nearly coincides with another stays distinguishable; a box beyond the image
+            stays dashed.
 
     Returns:
         The matplotlib figure.
@@ -460,7 +472,8 @@ def show_receptive_fields(image: Tensor | np.ndarray, boxes: Mapping[str, tuple[
         array = np.asarray(image)
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"image must be (H, W, 3), got shape {array.shape}")
-    fig, ax = _figure_and_axes(ax, (5, 5 * array.shape[0] / array.shape[1]))
+    # Wide enough for the image (5 in tall) and the legend beside it.
+    fig, ax = _figure_and_axes(ax, (5 * array.shape[1] / array.shape[0] + 3.5, 5))
     ax.imshow(array)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (label, box) in enumerate(boxes.items()):
@@ -473,11 +486,12 @@ def show_receptive_fields(image: Tensor | np.ndarray, boxes: Mapping[str, tuple[
         y1, x1 = min(top + size, height), min(left + size, width)
         clipped = (y0, x0, y1, x1) != (top, left, top + size, left + size)
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, lw=2,
-                               linestyle="--" if clipped else "-", edgecolor=colors[index % len(colors)],
+                               linestyle="--" if clipped else ":" if label in dotted else "-", edgecolor=colors[index % len(colors)],
                                label=f"{label}: {size} px" + (" (beyond the image)" if clipped else "")))
     ax.set_xlim(-0.5, array.shape[1] - 0.5)
     ax.set_ylim(array.shape[0] - 0.5, -0.5)
-    ax.legend(loc="lower right", fontsize=8)
+    # Beside the image, not on it: a legend inside the axes would hide the boxes it names.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
     ax.set_title(title or "receptive fields of one output pixel")
     ax.axis("off")
     fig.tight_layout()
@@ -549,7 +563,7 @@ def plot_running_estimates(traces: Mapping[str, Iterable[float]], *, target: flo
     """
     if not hasattr(traces, "items") or not traces:
         raise TypeError("traces must be a non-empty dict {label: values per step}")
-    fig, ax = _figure_and_axes(ax, (7, 3.4))
+    fig, ax = _figure_and_axes(ax, (9, 3.4))
     for label, values in traces.items():
         values = [float(v) for v in values]
         ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=str(label))
@@ -557,7 +571,8 @@ def plot_running_estimates(traces: Mapping[str, Iterable[float]], *, target: flo
         ax.axhline(float(target), color="0.3", linestyle="--", label=f"target {float(target):.3g}")
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title or "running estimates")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # Beside the axes: estimates fill the plot from start to end, and a legend inside would touch one.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     return fig
 
@@ -582,14 +597,22 @@ def plot_depth_statistics(stats: Mapping[str, Mapping[str, Sequence[float]]], *,
         if len(series["mean"]) != len(series["std"]) or not series["std"]:
             raise ValueError(f"stats[{name!r}] needs non-empty 'mean' and 'std' of the same length")
     fig, (ax_std, ax_mean) = plt.subplots(1, 2, figsize=(11, 3.8))
+    # A marker and a line style per model, hollow markers on every other one: two models whose
+    # curves coincide (BatchNorm and GroupNorm at initialization) both stay visible.
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":")]
     for i, (name, series) in enumerate(stats.items()):
         blocks = range(1, len(series["std"]) + 1)
-        ax_std.plot(blocks, [float(v) for v in series["std"]], "o-", markersize=3, color=f"C{i}", label=str(name))
-        ax_mean.plot(blocks, [float(v) for v in series["mean"]], "o-", markersize=3, color=f"C{i}", label=str(name))
+        marker, linestyle = styles[i % len(styles)]
+        style = {"marker": marker, "linestyle": linestyle, "markersize": 6 if i % 2 else 4, "color": f"C{i}",
+                 "markerfacecolor": "none" if i % 2 else f"C{i}", "label": str(name)}
+        ax_std.plot(blocks, [float(v) for v in series["std"]], **style)
+        ax_mean.plot(blocks, [float(v) for v in series["mean"]], **style)
     ax_std.set_yscale("log")
     ax_mean.set_yscale("symlog", linthresh=1.0)
-    ax_std.set(xlabel="residual block (1 = nearest the input)", ylabel="std of the block output", title="standard deviation")
-    ax_mean.set(xlabel="residual block (1 = nearest the input)", ylabel="mean of the block output", title="mean")
+    ax_std.set(xlabel="residual block (1 = nearest the input)", ylabel="std of the block output",
+               title="standard deviation (log scale)")
+    ax_mean.set(xlabel="residual block (1 = nearest the input)", ylabel="mean of the block output",
+                title="mean (symmetric log scale: linear between -1 and 1)")
     for ax in (ax_std, ax_mean):
         ax.grid(alpha=0.3, which="both")
     ax_std.legend(fontsize=8)
@@ -605,14 +628,23 @@ def plot_batch_size_sensitivity(
     reference: Mapping[str, Mapping[int, float]] | None = None,
     title: str | None = None,
     ax: Axes | None = None,
+    label: str = "measured",
+    ylabel: str = "test error (%)",
+    connect: bool = True,
 ) -> Figure:
     """Test error against images per batch, one line per normalization (Wu & He 2018, Fig. 1 style).
 
     Args:
         results: ``{norm_name: {batch_size: accuracy in [0, 1]}}``.
         reference: optional ``{norm_name: {batch_size: error in %}}`` drawn as square markers (e.g. a paper's).
+            Only for errors measured on the same task: another task's errors belong on their own axes.
         title: axes title.
         ax: axes to draw on; a new figure when ``None``.
+        label: what ``results`` are, shown in the legend after each norm name (``"measured"``,
+            ``"seed 0"``, a paper and its table).
+        ylabel: the y axis label: name the task and the split.
+        connect: join a norm's points with a line; ``False`` for a few batch sizes out of a larger
+            sweep (a line would invent the values between them).
 
     Returns:
         The matplotlib figure; the x axis runs from the largest batch to the smallest, as in the paper.
@@ -626,7 +658,10 @@ def plot_batch_size_sensitivity(
             raise TypeError(f"results[{name!r}] must be a non-empty dict {{batch_size: accuracy}}")
         xs = sorted(by_size, reverse=True)
         sizes.update(xs)
-        ax.plot(xs, [100.0 * (1.0 - float(by_size[b])) for b in xs], "o-", color=f"C{i}", label=f"{name} (measured)")
+        # A marker and a line style per norm: two curves that coincide stay visible.
+        style = ("o", "-") if i % 2 == 0 else ("s", "--")
+        ax.plot(xs, [100.0 * (1.0 - float(by_size[b])) for b in xs], marker=style[0], linestyle=style[1] if connect else "none",
+                color=f"C{i}", markerfacecolor=f"C{i}" if i % 2 == 0 else "none", markersize=7, label=f"{name} ({label})")
     for i, (name, by_size) in enumerate((reference or {}).items()):
         xs = sorted(by_size, reverse=True)
         sizes.update(xs)
@@ -637,7 +672,7 @@ def plot_batch_size_sensitivity(
     ax.set_xticks(ticks)
     ax.set_xticklabels([str(t) for t in ticks])
     ax.set_xlim(max(ticks) * 1.3, min(ticks) / 1.3)
-    ax.set(xlabel="images per batch", ylabel="test error (%)", title=title or "batch-size sensitivity")
+    ax.set(xlabel="images per batch", ylabel=ylabel, title=title or "batch-size sensitivity")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

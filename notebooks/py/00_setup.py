@@ -34,12 +34,25 @@
 
 # %%
 import importlib.metadata
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
+import matplotlib.pyplot as plt
+import nbformat
 import torch
 
 from tutorial_lib import checks
+from tutorial_lib.data import DIGIT_SPLITS, load_dataset
 from tutorial_lib.env import choose_device, environment_report, format_report, seed_everything, set_threads
+from tutorial_lib.viz import plot_object_sizes, show_splits
+
+default_threads = torch.get_num_threads()   # before this notebook changes it, for section 1
 
 # %% [markdown]
 # ## Parameters
@@ -53,6 +66,7 @@ SEED = 0            # one integer drives every random generator
 DEVICE = None       # None: automatic (cuda > mps > cpu), or "cpu", "cuda", "mps"
 MATMUL_SIZE = 512   # size of the square matrices used to time the CPU threads
 IMAGE_SIZE = 64     # side of the embedded dataset's images, in pixels
+REPEATS = 9         # timings per measurement; the median is reported
 
 # %%
 seed_everything(SEED)
@@ -65,11 +79,30 @@ print(f"device: {device}")
 # `environment_report()` collects what produced a result: interpreter and library versions, the
 # device, the number of CPU threads PyTorch uses, and whether the embedded dataset can be built
 # offline. The same report is written into every training run's `metrics.json`, and
-# `python -m tutorial_lib env` prints it in a terminal.
+# `python -m tutorial_lib env` prints it in a terminal. The cell below leaves the `platform` entry
+# (operating system, kernel release, C library) out of what it prints, because a stored notebook
+# travels to every reader and that string describes only the machine that ran it; `report["platform"]`
+# holds it, and `metrics.json` keeps it.
 
 # %%
 report = environment_report()
-print(format_report(report))
+shown = {key: value for key, value in report.items() if key != "platform"}
+print(format_report(shown))
+print(f"{'system':<21} : {platform.system()} (the full platform string, with the kernel release, is in the report)")
+
+# %% [markdown]
+# Two lines of the report are easy to misread: `cpu_count` is the number of *logical* CPUs the
+# operating system offers (a hyper-threaded core counts twice), while `threads` is how many threads
+# PyTorch will use for one operator. They need not agree; the next cell says why on this machine.
+
+# %%
+omp = os.environ.get("OMP_NUM_THREADS")
+print(f"PyTorch uses {default_threads} thread(s); the operating system offers {os.cpu_count()} logical CPUs.")
+if omp:
+    print(f"The environment sets OMP_NUM_THREADS={omp}, and PyTorch follows it (a shared machine often sets it "
+          "so that programs do not fight over cores).")
+else:
+    print("OMP_NUM_THREADS is not set, so PyTorch chose its default: one thread per physical core it detects.")
 
 
 # %% [markdown]
@@ -119,9 +152,10 @@ for name in runtime:
     print(f"{name:<14} {importlib.metadata.version(name)}")
 
 # %% [markdown]
-# ### Correcting the source text's install list
+# ### Correcting a widely copied install list
 #
-# The text this series grew from told readers to `pip install tensorflow google-cloud-images`.
+# A widely copied blog post on "Multi-scale ResNet-101", whose false claims this series quotes and
+# measures as it goes, lists two packages to install: `tensorflow` and `google-cloud-images`.
 # Both are wrong for this series:
 #
 # - **TensorFlow** is not used anywhere: the series is PyTorch only, and installing a second deep
@@ -145,28 +179,163 @@ print("PyTorch only; no tensorflow, no google-cloud-images")
 # argument (`choose_device("cpu")`) or, without touching any notebook, with the environment variable
 # `TUTORIAL_DEVICE=cpu`.
 #
-# On a CPU, PyTorch splits large operators across threads. Timing one matrix product with one thread
-# and with all of them shows what that buys on *your* machine (on a GPU the question does not arise).
+# On a CPU, PyTorch can split one operator across threads. Whether a second thread pays depends
+# on two things, and timing shows which case *your* machine is in (on a GPU the question does not arise):
+#
+# - **Work per operator.** Each extra thread has to be woken, handed its share, and waited for at
+#   the end. That costs microseconds, whatever the size. A 512 × 512 matrix product (134.2 million
+#   multiply-adds, the MMACs column below) amortises it; a 64 × 64 one (0.3 million) finishes in
+#   about the time the hand-over takes, so a second thread can make it *slower*.
+# - **A free core.** A second thread only runs in parallel if a second core is idle. On a machine
+#   shared with other programs (a browser, another notebook, a test run), the second thread often
+#   waits for a core another program holds, and the operator waits for its slowest thread. The
+#   operating system's *load average* (the number of programs that wanted a CPU, averaged over the
+#   last minute) tells whether that was the case; the measurement prints it.
+
+# %% [markdown]
+# ### Exercise 1a: a timer you can trust
+#
+# Timing is noisy: a single timing is at the mercy of whatever else the machine does in that
+# millisecond, and the first call of an operation also pays for memory allocation. Write
+# `median_time(work, repeats)` for any operation: `work` is a function without arguments. Call it
+# once without timing it (the warm-up), then time `repeats` calls one by one with
+# `time.perf_counter()` and return the **median** of those timings, in seconds (why the median and
+# not the mean or the fastest call? the check tells you if you pick another). The check feeds it an
+# operation whose first call takes 40 ms and whose later calls take between 2 and 60 ms.
 
 # %%
-def time_matmul(threads: int, size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    # Median of a few runs: a single timing is at the mercy of whatever else the machine is doing.
-    previous = set_threads()
-    set_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
+def median_time(work, repeats: int) -> float:
+    ### BEGIN SOLUTION
+    work()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        work()
         times.append(time.perf_counter() - start)
-    set_threads(previous)
     return sorted(times)[len(times) // 2]
+    ### END SOLUTION
 
 
-all_threads = set_threads()
-one, many = time_matmul(1), time_matmul(all_threads)
-print(f"1 thread: {one * 1e3:.1f} ms, {all_threads} threads: {many * 1e3:.1f} ms, speed-up {one / many:.2f}x")
+# %%
+checks.check_median_time_function(median_time)
+
+
+# %% [markdown]
+# The measurements below use the same recipe, but keep all `REPEATS` timings so that the table can
+# show their spread: the median, and the **interquartile range** (the middle half of the timings,
+# written `[q1-q3]`). A difference between one thread and several is called only when the two
+# ranges do not overlap; otherwise it is within the noise of this machine. The matrix sizes go from
+# tiny to `MATMUL_SIZE`; the load average is read just before.
+
+# %%
+def quartiles(work, threads: int, repeats: int = REPEATS) -> tuple[float, float, float]:
+    """(q1, median, q3) seconds of `repeats` calls of `work` with `threads` threads, after a warm-up call."""
+    previous = set_threads()
+    set_threads(threads)
+    try:
+        work()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+    finally:
+        set_threads(previous)
+    q1, median, q3 = statistics.quantiles(times, n=4)
+    return q1, median, q3
+
+
+def verdict(one: tuple[float, float, float], many: tuple[float, float, float]) -> str:
+    """'faster' / 'slower' when the interquartile ranges do not overlap, else 'within noise'."""
+    return "faster" if many[2] < one[0] else "slower" if many[0] > one[2] else "within noise"
+
+
+def load_average() -> float | None:
+    """The operating system's 1-minute load average, or None where it does not exist (Windows)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def ms(q: tuple[float, float, float]) -> str:
+    return f"{q[1] * 1e3:7.3f} [{q[0] * 1e3:.3f}-{q[2] * 1e3:.3f}]"
+
+
+cpus = os.cpu_count() or 1        # logical CPUs: the most threads that can run at once
+load = load_average()
+print(f"load average before timing: {'n/a' if load is None else f'{load:.1f}'} (logical CPUs: {cpus})")
+matrix_sizes = sorted({64, 128, 256, MATMUL_SIZE})
+timed, speedups, verdicts = {}, {}, {}
+print(f"{'size':>5}{'MMACs':>8}   {'1 thread, ms [q1-q3]':<26}{f'{cpus} threads, ms [q1-q3]':<26}{'speed-up':>8}")
+for size in matrix_sizes:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    one, many = quartiles(lambda a=a, b=b: a @ b, 1), quartiles(lambda a=a, b=b: a @ b, cpus)
+    timed[size], speedups[size], verdicts[size] = (one, many), one[1] / many[1], verdict(one, many)
+    print(f"{size:>5}{size**3 / 1e6:>8.1f}   {ms(one):<26}{ms(many):<26}{speedups[size]:>7.2f}x  {verdicts[size]}")
+
+# %% [markdown]
+# What the table says on this machine, worded by the code from the numbers above. A load average
+# counts this notebook too, so with *n* logical CPUs a load above *n* − 0.5 means that the other
+# programs alone kept more than half a CPU busy on average, and often took the CPU the extra
+# thread needed:
+
+# %%
+smallest, largest = matrix_sizes[0], matrix_sizes[-1]
+busy = load is not None and load > cpus - 0.5
+for size in matrix_sizes:
+    print(f"{size} x {size}: {cpus} threads {verdicts[size]} against 1 (median ratio {speedups[size]:.2f}x)")
+if cpus == 1:
+    print("This machine offers one logical CPU, so there is no second thread to gain from.")
+elif busy:
+    print(f"The load average ({load:.1f}) exceeded {cpus - 0.5} with {cpus} logical CPUs: other programs were "
+          "running, so the extra threads often waited for a CPU (the 'free core' condition failed). These "
+          "timings describe a busy machine; re-run this cell when the machine is quiet to test the work-per-operator "
+          "model.")
+elif verdicts[largest] == "faster" and verdicts[smallest] != "faster":
+    print(f"As the model predicts, the gain comes with the work per operator: the {largest} x {largest} product "
+          f"got faster, the {smallest} x {smallest} one did not (the hand-over cost weighs most on it).")
+elif verdicts[largest] == "faster":
+    print(f"Every size down to {smallest} x {smallest} got faster: on this machine the hand-over cost is small "
+          "even next to the smallest product.")
+else:
+    print(f"The machine looked quiet, yet even the {largest} x {largest} product did not get faster beyond the "
+          "noise. The two conditions above do not explain that; possible causes, not tested here: logical CPUs "
+          "that share one physical core (a virtual machine, hyper-threading), or a matrix library that already "
+          "limits itself to one thread.")
+
+# %% [markdown]
+# ### Exercise 1b: predict, then measure
+#
+# Adding two tensors of 4 million `float32` values does one addition per 12 bytes it moves (two
+# 4-byte inputs read, one 4-byte output written). A 512 × 512 product reads 2 × 512² values and
+# does 512³ multiply-adds: 256 multiply-adds for every value it reads. Before running the
+# measurement, write in `my_prediction` whether you expect all the logical CPUs to make the addition
+# `"faster"` than one thread, `"slower"`, or leave it `"within noise"`, and whether it gains more or
+# less than the product did.
+
+# %%
+my_prediction = "within noise"   # your guess: "faster", "within noise" or "slower"
+
+# %%
+x, y = torch.randn(4_000_000), torch.randn(4_000_000)
+load = load_average()
+add_one, add_many = quartiles(lambda: x + y, 1), quartiles(lambda: x + y, cpus)
+add_speedup, add_verdict = add_one[1] / add_many[1], verdict(add_one, add_many)
+print(f"load average before timing: {'n/a' if load is None else f'{load:.1f}'}")
+print(f"x + y on 4 M values ({3 * x.element_size()} bytes moved per addition), ms [q1-q3]: 1 thread {ms(add_one).strip()}, {cpus} threads {ms(add_many).strip()}; "
+      f"{add_speedup:.2f}x, {add_verdict} (you predicted {my_prediction!r})")
+product = f"the {largest} x {largest} product ({speedups[largest]:.2f}x, {verdicts[largest]})"
+if add_verdict != "faster" and verdicts[largest] != "faster":
+    print(f"Neither the addition nor {product} got faster beyond the noise, so this run cannot say which gains "
+          "more" + (" (the machine was busy, see above)." if load is not None and load > cpus - 0.5 else "."))
+elif add_verdict != "faster":
+    print(f"Only {product} gained: the addition waits on memory, which the cores share, more than on arithmetic, "
+          "which they do not.")
+elif verdicts[largest] != "faster":
+    print(f"The addition gained and {product} did not: memory kept up with the threads here, and the "
+          "product's extra threads probably lacked a free CPU when it was timed.")
+elif add_speedup < speedups[largest]:
+    print(f"Both gained, the addition less than {product}: it waits on memory, which the cores share.")
+else:
+    print(f"Both gained, the addition at least as much as {product}: here memory kept up with the threads.")
 
 # %% [markdown]
 # ## 4. Seeds: what repeats and what does not
@@ -186,14 +355,17 @@ print("same seed, same numbers:", torch.equal(first, second))
 # What a seed does *not* cover: some GPU kernels (cuDNN's convolution algorithms, atomic adds) are
 # non-deterministic by design. `seed_everything(seed, deterministic=True)` asks PyTorch for
 # deterministic kernels, at some speed cost on a GPU. On a CPU the kernels this series uses are
-# already deterministic, which is why its tests can demand *bit-identical* results.
+# deterministic *at a fixed thread count*, which is why its tests can demand *bit-identical*
+# results on one machine. Another thread count can split a sum differently, and floating-point
+# addition is not associative, so the last bits may change.
 #
-# ### Exercise 1: how big is a batch?
+# ### Exercise 2: how big is a batch?
 #
 # Before training anything, estimate memory. Compute how many **mebibytes** (MiB, 2**20 bytes) one
 # batch of 128 RGB images of 64 x 64 pixels takes as `float32` tensors, and store it in `batch_mib`.
 
 # %%
+batch_mib = None
 ### BEGIN SOLUTION
 batch_mib = 128 * 3 * 64 * 64 * 4 / 2**20
 ### END SOLUTION
@@ -218,13 +390,6 @@ checks.check_batch_bytes(batch_mib, batch=128, channels=3, size=64, bytes_per_va
 # line runs it in a fresh kernel with `GREETING` overridden, exactly as you would from a terminal.
 
 # %%
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
-import nbformat
-
 with tempfile.TemporaryDirectory() as folder:
     source, result = Path(folder, "demo.ipynb"), Path(folder, "demo_out.ipynb")
     demo = nbformat.v4.new_notebook()
@@ -256,14 +421,12 @@ print("papermill injected the parameter; the notebook printed:", printed.strip()
 # The first load generates and caches the images under `data/`; later loads read the cache.
 
 # %%
-from tutorial_lib.data import DIGIT_SPLITS, load_dataset
-
 start = time.perf_counter()
 splits = {name: load_dataset("multiscale-digits", name, seed=SEED, image_size=IMAGE_SIZE) for name in DIGIT_SPLITS}
 print(f"loaded {sum(len(d) for d in splits.values()):,} images in {time.perf_counter() - start:.1f} s")
 for name, dataset in splits.items():
-    sizes = dataset.object_sizes
-    print(f"{name:<11} {len(dataset):>6,} images, object size {int(sizes.min())}-{int(sizes.max())} px")
+    object_sizes = dataset.object_sizes
+    print(f"{name:<11} {len(dataset):>6,} images, object size {int(object_sizes.min())}-{int(object_sizes.max())} px")
 
 # %% tags=["nbval-check-output"]
 image, label = splits["train"][0]
@@ -278,10 +441,6 @@ print("image:", tuple(image.shape), image.dtype, "| label:", label, "| size rang
 # label and the digit's side in pixels. The image size is the same everywhere: only the object moves.
 
 # %%
-import matplotlib.pyplot as plt
-
-from tutorial_lib.viz import plot_object_sizes, show_splits
-
 show_splits(splits, n=10, seed=SEED)
 plt.show()
 
@@ -291,9 +450,13 @@ plt.show()
 
 # %% [markdown]
 # Two more facts worth checking, because they decide what a test accuracy means: the test splits use
-# **different handwritten digits** from the training split (a model cannot pass by memorising the
-# shapes of particular digits), and the same seed gives the **same bytes** every time (so every number
-# in the series can be reproduced).
+# **different handwritten digit images** from the training split (a model cannot pass by memorising
+# particular images), and the same seed gives the **same bytes** every time (so every number in the
+# series can be reproduced). What the split does *not* promise: scikit-learn's digits record no
+# writer, so one person's handwriting may appear on both sides (the comment above
+# `_NUM_TRAIN_DIGITS` in `tutorial_lib/data.py` explains the contiguous cut that keeps neighbouring
+# rows, the likeliest to share a writer, together). A test accuracy here measures new images of
+# digits, not handwriting never seen before.
 
 # %% tags=["nbval-check-output"]
 train_digits = set(splits["train"].digit_indices.tolist())
@@ -329,8 +492,13 @@ print(f"{len(train_digits)} training digits, {len(test_digits)} different test d
 # - `seed_everything` makes runs repeatable; bit-exact GPU runs also need `deterministic=True`.
 # - Every notebook is re-runnable with other parameters, from Jupyter or with papermill.
 # - `multiscale-digits` controls object size: `test-small` and `test-large` hold digits outside the
-#   training range, drawn from handwriting never seen in training.
-# - The install list of the source text was wrong: PyTorch only, and `google-cloud-images` does not exist.
+#   training range, drawn from digit images the training split never uses (a writer may appear on
+#   both sides: the source data records no writer).
+# - A second thread helps only with enough work per operator and a free core: time with the median
+#   of repeats, after a warm-up, call a difference only outside the spread of the timings, note the
+#   load average, and read the speed-up table before choosing a thread count.
+# - The blog post's install list (`tensorflow`, `google-cloud-images`) was wrong: PyTorch only, and
+#   `google-cloud-images` does not exist.
 #
 # ## Quiz
 #
@@ -341,8 +509,12 @@ print(f"{len(train_digits)} training digits, {len(test_digits)} different test d
 # <details><summary>Answers</summary>
 #
 # 1. The CPU: the environment variable overrides the automatic choice (an explicit argument overrides both).
-# 2. A pin would force one build on every machine; a lower bound lets pip pick the build that matches
-#    the learner's platform (CPU, CUDA version, Apple silicon) while guaranteeing the APIs used.
+# 2. An exact pin fixes the version, not the build (pip still picks the CPU, CUDA or Apple-silicon
+#    wheel of that version), so that is not the reason. The reasons: an old exact version may have no
+#    wheel at all for a newer Python or platform, so the install fails; it forces a reinstall of the
+#    gigabytes of PyTorch that Colab or a lab machine already provides in a newer version; and it
+#    shuts out bug fixes. A lower bound guarantees the APIs the series uses and accepts any newer
+#    release that installs on the learner's machine.
 # 3. Non-deterministic GPU kernels (cuDNN algorithm choice, atomic additions); use
 #    `seed_everything(seed, deterministic=True)`, at some speed cost.
 # </details>

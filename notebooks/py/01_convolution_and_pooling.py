@@ -10,10 +10,10 @@
 # **Learning objectives.** After this notebook you can
 #
 # 1. predict the output size of a convolution or pooling layer (stride, padding, dilation, `ceil_mode`) and check it against the real layer;
-# 2. compute the receptive field and effective stride of a stack of layers, and measure them by back-propagation;
+# 2. compute the receptive field and effective stride of a stack of layers, measure them by back-propagation, and tell the theoretical field from the effective one a unit mostly uses;
 # 3. count a convolution's parameters and multiply-adds (MACs), and tell MACs from FLOPs;
 # 4. read the ResNet stem (7×7/2 convolution, BatchNorm, ReLU, 3×3/2 max-pool) and see what it does to a photo;
-# 5. explain why the source text's Keras snippet cannot run, and write the working PyTorch stem.
+# 5. explain why a widely copied blog post's Keras snippet cannot run, and write the working PyTorch stem.
 #
 # **Prerequisites.** Notebook 00; PyTorch tensors and `nn.Module` basics.
 #
@@ -46,7 +46,13 @@ from tutorial_lib import checks
 from tutorial_lib.cost import count_flops, count_parameters
 from tutorial_lib.data import to_float_images
 from tutorial_lib.env import choose_device, seed_everything
-from tutorial_lib.layers import conv_output_size, format_receptive_fields, measure_receptive_field, receptive_field
+from tutorial_lib.layers import (
+    conv_output_size,
+    effective_receptive_field,
+    format_receptive_fields,
+    measure_receptive_field,
+    receptive_field,
+)
 from tutorial_lib.models import resnet101, stage_shapes
 from tutorial_lib.viz import plot_feature_maps, show_receptive_fields
 
@@ -183,9 +189,11 @@ print(format_receptive_fields(rows))
 
 # %% [markdown]
 # **Check it against the real layers.** The gradient of one output pixel with respect to the input
-# is non-zero exactly on the pixels that output depends on. `measure_receptive_field` back-propagates
-# from the centre output pixel (summed over channels, a few random inputs) and returns the bounding
-# box of the non-zero gradient.
+# can be non-zero only on the pixels that output depends on. On one input some of those gradients
+# may happen to be zero (a ReLU that is off, a pixel that is not the maximum of its pool window), so
+# `measure_receptive_field` back-propagates from the centre output pixel (summed over channels) for
+# a few random inputs and returns the bounding box of the pixels whose gradient was non-zero for
+# any of them.
 
 # %% tags=["nbval-check-output"]
 measured = measure_receptive_field(stem, 64)
@@ -208,10 +216,57 @@ for stage in ("maxpool", "layer1", "layer2", "layer3", "layer4"):
     print(f"{stage:<8}{row.size:>14} px{row.jump:>6}")
 
 # %% [markdown]
-# After `layer3` one output pixel already "sees" more than a 224 px image: deep features can use
-# the whole image as context, while the stem's units see an 11 px patch. Here are those windows on
-# the photo this notebook uses (resized and centre-cropped to `IMAGE_SIZE`, then normalized with the
-# ImageNet mean and standard deviation, as torchvision's pretrained models expect):
+# After `layer3` the *theoretical* field of one output pixel is wider than a 224 px image. That
+# says which pixels *can* change the unit, not how much each one does. Luo et al. (2016,
+# "Understanding the Effective Receptive Field in Deep Convolutional Neural Networks", section 2)
+# measure the second question with the same gradient: its magnitude is largest at the centre and
+# falls off roughly like a Gaussian, whose width grows only with the square root of the depth while
+# the theoretical field grows linearly. The **effective receptive field** is where the bulk of that
+# gradient lies; here we measure it as the side of the smallest centred square that holds *half*
+# of it. `effective_receptive_field` averages the absolute input gradient of the centre output
+# pixel over two random inputs and reports that side. Measured on this (untrained) ResNet-101, cut
+# after each stage. `layer3` runs on a 224 px input, smaller than its theoretical field, so the
+# table gives both that field and the part of it inside the image ("clipped"); the area share is
+# relative to the clipped field. One random initialization and two inputs: the table has no
+# spread, so read only the large margins it shows, not the exact sides.
+
+# %%
+cut = {"layer1": 96, "layer2": 160, "layer3": 224}   # input side for each cut, larger than its field where affordable
+effective = {}
+for p in model.parameters():
+    p.requires_grad_(False)                           # input gradients only: cheaper, and leaves .grad alone
+print(f"{'after':<8}{'input':>7}{'theoretical':>13}{'clipped':>10}{'effective (half the gradient)':>31}"
+      f"{'area share':>12}")
+for stage, side in cut.items():
+    layers = [model.conv1, model.bn1, model.relu, model.maxpool]
+    layers += [getattr(model, f"layer{i}") for i in range(1, int(stage[-1]) + 1)]
+    field = effective_receptive_field(nn.Sequential(*layers), side, mass=0.5, trials=2, seed=SEED)
+    effective[stage] = field
+    full = [r for r in all_rows if r.name.startswith(stage)][-1].size   # unclipped, from the arithmetic
+    share = field.side**2 / field.theoretical**2                         # of the clipped field
+    print(f"{stage:<8}{side:>5} px{full:>10} px{field.theoretical:>7} px{field.side:>28} px{share:>12.0%}")
+for p in model.parameters():
+    p.requires_grad_(True)
+checks.claim(all(f.side < 0.6 * f.theoretical for f in effective.values()),
+             "the text says half of each unit's gradient lies in a square well inside its theoretical field "
+             f"(side < 0.6 x); here {[(f.side, f.theoretical) for f in effective.values()]}")
+print("effective / clipped theoretical side: "
+      + ", ".join(f"{stage} {f.side / f.theoretical:.2f}" for stage, f in effective.items())
+      + " (the claim above tests < 0.6; one initialization, no spread)")
+
+# %% [markdown]
+# Half of what a `layer2` unit responds to comes from a square much smaller than its theoretical
+# field (the table's last column is the area share), and the rest thins out towards the edges.
+# This network is untrained; Luo et al. report that training enlarges the effective field, and it
+# still stays well inside the theoretical one. So "the unit can see the whole image" is not "the
+# unit uses the whole image": context that a feature really uses has to be *measured*, which is one
+# reason multi-scale designs (notebook 06) add explicit paths between distant pixels and scales.
+#
+# Here are both on the photo this notebook uses (resized and centre-cropped to `IMAGE_SIZE`, then
+# normalized with the ImageNet mean and standard deviation, as torchvision's pretrained models
+# expect). The boxes named by a stage alone are theoretical fields, solid, or dashed where the field
+# reaches beyond the image; the two marked "effective" (dotted) are the `layer2` and `layer3`
+# effective fields.
 
 # %%
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # ImageNet statistics, per RGB channel
@@ -227,7 +282,11 @@ centre = IMAGE_SIZE // 2
 for stage in ("conv1", "maxpool", "layer1", "layer2", "layer3"):
     row = [r for r in all_rows if r.name.startswith(stage)][-1]
     boxes[stage] = (centre - row.size // 2, centre - row.size // 2, row.size)
-show_receptive_fields(image.permute(1, 2, 0).numpy(), boxes, title="what one output pixel sees, per stage")
+for stage in ("layer2", "layer3"):
+    side = effective[stage].side
+    boxes[f"{stage}, effective (half the gradient)"] = (centre - side // 2, centre - side // 2, side)
+show_receptive_fields(image.permute(1, 2, 0).numpy(), boxes, dotted=[b for b in boxes if "effective" in b],
+                      title="theoretical receptive field per stage, and two effective ones")
 plt.show()
 
 # %% [markdown]
@@ -270,14 +329,27 @@ stem_macs = count_flops(stem, (3, IMAGE_SIZE, IMAGE_SIZE))["macs"]
 total_macs = count_flops(model, IMAGE_SIZE)["macs"]
 print(f"the stem is {stem_macs / total_macs:.1%} of ResNet-101's {total_macs / 1e9:.2f} GMACs at {IMAGE_SIZE} px")
 
+layer1_3x3 = count_flops(model.layer1[0].conv2, (64, IMAGE_SIZE // 4, IMAGE_SIZE // 4))["macs"]
+convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+conv1_macs = cost["macs"]
+print(f"conv1: {conv1_macs / 1e6:.0f} MMACs; one 3x3 of layer1: {layer1_3x3 / 1e6:.0f} MMACs; "
+      f"the mean of ResNet-101's {len(convs)} convolutions: {total_macs / len(convs) / 1e6:.0f} MMACs")
+checks.claim(0.8 < conv1_macs / layer1_3x3 < 1.25 and 0.5 < conv1_macs / (total_macs / len(convs)) < 2,
+             "the text says conv1 costs about as much as one layer1 3x3 and within 2x of the mean convolution; here "
+             f"{conv1_macs / layer1_3x3:.2f}x and {conv1_macs / (total_macs / len(convs)):.2f}x")
+
 
 # %% [markdown]
 # ## 5. The ResNet stem on a real photo
 #
 # The stem (He et al. 2016, Table 1, row "conv1" and the max-pool of "conv2_x") reduces the
-# resolution 4× before any residual block runs. Why this design: the first layer has only 3 input
-# channels, so even a large 7×7 kernel is cheap (1.5% of the network's MACs, measured above), and a
-# large kernel at stride 2 gives the next layers an 11 px view at a quarter of the pixels.
+# resolution 4× before any residual block runs. The 7×7 convolution itself is not cheap: on 3 input
+# channels each output value costs 3·7·7 = 147 MACs per filter, a quarter of a `layer1` 3×3's
+# 64·3·3 = 576, but it computes four times as many positions (112 × 112), so it costs about as much
+# as one 3×3 of `layer1` and is within a factor of two of the network's mean convolution (printed above). Its small
+# share of the total comes from being one layer among a hundred. What the stem buys is the 4×
+# reduction: every later layer runs on a sixteenth of the pixels it would have at full resolution,
+# and its output units already see an 11 px window.
 #
 # The network here is untrained, and nothing is downloaded. Trained first layers learn oriented
 # edge detectors and colour-opponent blobs (Krizhevsky et al. 2012, Fig. 3; Zeiler & Fergus 2014,
@@ -297,19 +369,32 @@ filters, labels = [], []
 for sign in (1, -1):
     for angle in (0, 45, 90, 135):
         t = math.radians(angle)
-        edge = sign * (xx * math.cos(t) + yy * math.sin(t)) * gauss      # derivative of a Gaussian
+        # Derivative of a Gaussian along direction `angle` (0° = along x): it responds to a change of
+        # brightness in that direction, i.e. to edges running perpendicular to it (0° finds vertical edges).
+        edge = sign * (xx * math.cos(t) + yy * math.sin(t)) * gauss
         filters.append(edge.expand(3, 7, 7) / edge.abs().sum())          # same on R, G and B: luminance
-        labels.append(f"edge {angle}°{'' if sign > 0 else ' (−)'}")
+        labels.append(f"gradient {angle}°{'' if sign > 0 else ' (−)'}")
 for name, colour in (("red−green", (1.0, -1.0, 0.0)), ("green−red", (-1.0, 1.0, 0.0)),
                      ("blue−yellow", (-0.5, -0.5, 1.0)), ("yellow−blue", (0.5, 0.5, -1.0))):
     filters.append(torch.tensor(colour).view(3, 1, 1) * gauss / gauss.sum())
     labels.append(name)
+labels += [f"random {i}" for i in range(len(filters), 64)]
+print(len(filters), "hand-made filters of shape", tuple(filters[0].shape), "| labels:", ", ".join(labels[:4]), "...")
 
+# %% [markdown]
+# The hand-made filters are normalized (an edge filter's absolute weights sum to 1 on each colour
+# channel, a blob's Gaussian sums to 1), so their responses are of the order of the input's values.
+# The factor `4` below is a free choice that only scales them: it changes no picture (the ReLU keeps
+# the same pixels, and each panel of the plots gets its own colour scale). With it, the hand-made
+# maps' values are larger than the random filters' (their ratio is printed with the plot below). `stem` was built from the model's own modules,
+# so writing into `model.conv1` changes `stem` too.
+
+# %% tags=["nbval-check-output"]
 with torch.no_grad():
     model.conv1.weight[: len(filters)] = 4 * torch.stack(filters)
-labels += [f"random {i}" for i in range(len(filters), 64)]
 model.eval()   # BatchNorm uses its running statistics (fresh: mean 0, variance 1)
 stem = stem.to(device)
+assert stem.conv1 is model.conv1
 
 with torch.no_grad():
     after_relu = model.relu(model.bn1(model.conv1(batch)))
@@ -319,16 +404,26 @@ assert after_pool.shape == (1, 64, IMAGE_SIZE // 4, IMAGE_SIZE // 4)
 print("after conv1 + bn1 + relu:", tuple(after_relu.shape), "| after maxpool:", tuple(after_pool.shape))
 
 # %%
+made_std, random_std = after_relu[0, : len(filters)].std().item(), after_relu[0, len(filters) :].std().item()
+print(f"standard deviation of the maps: hand-made {made_std:.2f}, random {random_std:.2f} "
+      f"(ratio {made_std / random_std:.1f})")
+checks.claim(made_std > random_std, "the text says the hand-made maps' values are larger than the random ones'; "
+             f"here {made_std / random_std:.2f}x")
 shown = list(range(12)) + [12, 13, 14, 15][: max(0, N_MAPS - 12)]
 fig = plot_feature_maps(after_relu[0, shown], n=len(shown), ncols=8, labels=[labels[i] for i in shown],
                         title=f"conv1 + BN + ReLU: {after_relu.shape[-1]} x {after_relu.shape[-1]} maps")
 plt.show()
 
 # %% [markdown]
-# Each edge map lights up along the cat's contours of its orientation (whiskers, ear edges, the
-# stripes); the negative-sign twin lights up on the opposite side of the same edges, because the
-# ReLU keeps only one polarity of each filter. The colour-opponent maps respond to regions rather
-# than edges. The random filters respond to a bit of everything: what training buys is selectivity.
+# A "gradient θ" filter measures the change of brightness along direction θ, so it lights up on
+# edges running *perpendicular* to θ: "gradient 0°" on vertical edges, "gradient 90°" on horizontal
+# ones (the cat's contours, whiskers and stripes of that orientation). The negative-sign twin lights
+# up on the opposite side of the same edges, because the ReLU keeps only one polarity of each
+# filter. The colour-opponent maps respond to regions rather than edges. The random filters respond
+# to a bit of everything: what training buys is selectivity. Each panel has its own colour scale
+# (brightest = that map's maximum), so compare patterns within a panel, not brightness across
+# panels. The thin lines along the border of some maps come from the zero padding: a filter that
+# straddles the border sees a jump from the image to zeros, which looks like an edge.
 #
 # The max-pool then keeps the strongest response in each 3×3 window at stride 2: a quarter of the
 # values, and a small tolerance to shifts (the maximum stays the maximum if the edge moves by a
@@ -340,10 +435,12 @@ fig = plot_feature_maps(after_pool[0, shown], n=len(shown), ncols=8, labels=[lab
 plt.show()
 
 # %% [markdown]
-# ## 6. The source text's Keras snippet, dissected
+# ## 6. The blog post's Keras snippet, dissected
 #
-# The text this series grew from listed `tensorflow` among its requirements and gave the stem as a
-# Keras snippet. It had three defects, reproduced in this listing (shown, not run):
+# A widely copied blog post on "Multi-scale ResNet-101" lists `tensorflow` among its requirements
+# (notebook 00) and gives the stem as a Keras snippet that does not run: bad indentation, a `Conv2D`
+# subclass with a wrong signature, and pooling built as a convolution. This listing reproduces its
+# three defects (shown, not run):
 #
 # ```python
 # import tensorflow as tf
@@ -366,9 +463,13 @@ plt.show()
 #    on the next line. Python rejects the whole file with an `IndentationError` before running a line.
 # 2. **A `Conv2D` subclass with the wrong signature.** `Conv2D.__init__` requires `filters` and
 #    `kernel_size`; the subclass accepts them and then calls `super().__init__()` without them, so
-#    constructing the layer raises `TypeError` (missing two required arguments). Even if they were
-#    passed on, `strides` is never forwarded and Keras' default padding is `"valid"`, so the output
-#    would be 109 px, not ResNet's 112.
+#    constructing the layer raises `TypeError` (missing two required arguments). Forwarding those two
+#    would not be enough: `strides` is never forwarded either, so Keras' defaults apply, stride 1 and
+#    `"valid"` padding, and a 224 px input gives a 218 px map instead of ResNet's 112 (printed below).
+#    Forwarding the stride as well still leaves `"valid"` padding: 109 px. ResNet's 112 needs stride 2
+#    *and* padding: 3 on each side in PyTorch. Keras' `padding="same"` gives the same 112 px, but at
+#    stride 2 it pads unevenly (fewer pixels before than after, printed below), so its windows sit
+#    one pixel off PyTorch's, and weights trained in one do not give the same maps in the other.
 # 3. **Pooling built as a convolution.** A 3×3/2 `Conv2D` is not a max-pool: it learns a weighted
 #    sum, adds 36,928 parameters and about 116 million MACs at 224 px, and computes something
 #    else. ResNet's stem uses `MaxPool2d(3, stride=2, padding=1)`, which has no parameters.
@@ -376,8 +477,12 @@ plt.show()
 # The series uses PyTorch only. The numbers in points 2 and 3, measured:
 
 # %% tags=["nbval-check-output"]
-print("7x7/2 conv, 'valid' padding (Keras default):", conv_output_size(224, 7, 2, padding=0), "px")
-print("7x7/2 conv, padding 3 (ResNet):             ", conv_output_size(224, 7, 2, padding=3), "px")
+print("7x7 conv, stride 1 (not forwarded), 'valid' padding:", conv_output_size(224, 7, 1, padding=0), "px")
+print("7x7 conv, stride 2, 'valid' padding (Keras default): ", conv_output_size(224, 7, 2, padding=0), "px")
+print("7x7 conv, stride 2, padding 3 (ResNet):              ", conv_output_size(224, 7, 2, padding=3), "px")
+pad_total = max((112 - 1) * 2 + 7 - 224, 0)              # Keras/TensorFlow "same": total padding for 112 outputs
+print(f"Keras 'same' at stride 2 on 224 px: {pad_total} pixels of padding, {pad_total // 2} before and "
+      f"{pad_total - pad_total // 2} after (PyTorch's padding=3: 3 and 3)")
 fake_pool = nn.Conv2d(64, 64, 3, stride=2, padding=1)
 real_pool = nn.MaxPool2d(3, stride=2, padding=1)
 print(f"3x3/2 Conv2d 'pool': {count_parameters(fake_pool):,} parameters, "
@@ -408,56 +513,73 @@ assert count_parameters(resnet_stem) == count_parameters(stem) == 9_536
 assert difference == 0.0
 print(f"parameters: {count_parameters(resnet_stem):,} | max |difference| from the model's stem: {difference}")
 
-
 # %% [markdown]
 # ## Exercises
 #
 # Each exercise has a cell to complete (the solution sits between the `BEGIN SOLUTION` and
 # `END SOLUTION` markers; student copies have it removed) and a check cell.
 #
-# **Exercise 1: the output-size formula.** Write `output_size(size, kernel_size, stride, padding,
-# dilation)` for one axis of a convolution, without calling `conv_output_size`. The check compares
-# it with real `nn.Conv2d` layers on a grid of settings.
+# **Exercise 1: shapes at 200 px, where rounding matters.** "Divide by 32" gives a fraction of a
+# pixel for a 200 px input (200/32), which no layer can output. Without running anything, write the `(channels, height,
+# width)` of each stage's output for the full ResNet-101 at 200 px, following the size through
+# `conv1`, the max-pool and the three strided stages with the output-size formula of section 2
+# (channels: 256, 512, 1024, 2048). Which stage is the first whose size is not what halving 200 four
+# times would suggest?
 
 # %%
-def output_size(size: int, kernel_size: int, stride: int, padding: int, dilation: int) -> int:
+predicted_200 = None
+### BEGIN SOLUTION
+# 200 -> conv1 100 -> maxpool 50 -> layer1 50 -> layer2 25 -> layer3 13 (ceil of 12.5) -> layer4 7 (ceil of 6.5)
+predicted_200 = {"layer1": (256, 50, 50), "layer2": (512, 25, 25), "layer3": (1024, 13, 13), "layer4": (2048, 7, 7)}
+### END SOLUTION
+
+# %% tags=["nbval-check-output"]
+checks.check_stage_shapes(predicted_200, model=model, image_size=200)
+
+# %% [markdown]
+# **Exercise 2: predict, then measure, an effective receptive field.** Take Luo et al.'s simplest
+# network: `depth` 3×3 convolutions on one channel, padding 1, no bias, every weight 1/9, no
+# activation. Its theoretical field is `2·depth + 1` px. **Before running anything**, write in
+# `my_guess` the side you expect to hold half of the centre pixel's gradient for 16, 64 and 256
+# layers (33, 129 and 513 px theoretically). Then write `uniform_stack(depth)` that builds the
+# network; the check measures it with `effective_receptive_field` and prints your guesses beside
+# the measurements. Does a network 16 times deeper use 16 times as much context?
+
+# %%
+my_guess = {16: 25, 64: 100, 256: 400}   # your prediction, in px; these are a naive linear guess (side ~ depth)
+
+
+def uniform_stack(depth: int) -> nn.Module:
     ### BEGIN SOLUTION
-    span = dilation * (kernel_size - 1) + 1
-    return (size + 2 * padding - span) // stride + 1
+    layers = [nn.Conv2d(1, 1, kernel_size=3, padding=1, bias=False) for _ in range(depth)]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.fill_(1 / 9)
+    return nn.Sequential(*layers)
     ### END SOLUTION
 
 
-# %% tags=["nbval-check-output"]
-checks.check_output_size_function(output_size)
-
+# %%
+measured_sides = checks.check_uniform_stack_function(uniform_stack, predicted=my_guess)
+growth = measured_sides[256] / measured_sides[16]
+checks.claim(growth < 0.5 * 256 / 16, "the summary says the effective field grows far more slowly than the depth "
+             f"(x16 in depth); here x{growth:.1f} in side")
 
 # %% [markdown]
-# **Exercise 2: the receptive-field recurrence.** Write `receptive(layers)` that takes a list of
-# `(kernel_size, stride)` pairs (no padding or dilation) and returns `(receptive_field, jump)` after
-# the last layer. Then use it: what does an output pixel of `[(7, 2), (3, 2), (3, 1), (3, 1)]` see?
+# **Exercise 3: predict, then count, the cost of a bottleneck's convolutions.** A ResNet-101
+# bottleneck in `layer1` runs three convolutions on 56 × 56 maps: a 1×1 from 256 to 64 channels, a
+# 3×3 from 64 to 64, and a 1×1 from 64 back to 256 (notebook 03 builds it). **Before writing any
+# code**, write in `my_most_expensive` which of the three you expect to cost the most MACs, and in
+# `my_ones_equal` whether the two 1×1 cost the same. Then write `conv_cost(c_in, c_out, kernel_size,
+# out_size, bias)` returning `(parameters, MACs)` for a square `out_size × out_size` output, with the
+# bias counted when `bias` is true. The check builds real layers and counts them with
+# `count_parameters` and `count_flops`; the cell after it prints the three costs beside your guess.
 
 # %%
-def receptive(layers: list[tuple[int, int]]) -> tuple[int, int]:
-    ### BEGIN SOLUTION
-    size, jump = 1, 1
-    for kernel_size, stride in layers:
-        size += (kernel_size - 1) * jump
-        jump *= stride
-    return size, jump
-    ### END SOLUTION
-
-print(receptive([(7, 2), (3, 2), (3, 1), (3, 1)]))
-
-# %% tags=["nbval-check-output"]
-checks.check_receptive_field_function(receptive)
+my_most_expensive = "1x1 256->64"   # your guess: "1x1 256->64", "3x3 64->64" or "1x1 64->256"
+my_ones_equal = False                # your guess: do the two 1x1 convolutions cost the same?
 
 
-# %% [markdown]
-# **Exercise 3: the cost of a convolution.** Write `conv_cost(c_in, c_out, kernel_size, out_size,
-# bias)` returning `(parameters, MACs)` for a square `out_size × out_size` output. The check builds
-# real layers and counts them with `count_parameters` and `count_flops`.
-
-# %%
 def conv_cost(c_in: int, c_out: int, kernel_size: int, out_size: int, bias: bool) -> tuple[int, int]:
     ### BEGIN SOLUTION
     weights = c_out * c_in * kernel_size * kernel_size
@@ -470,20 +592,39 @@ def conv_cost(c_in: int, c_out: int, kernel_size: int, out_size: int, bias: bool
 # %% tags=["nbval-check-output"]
 checks.check_conv_cost_function(conv_cost)
 
+# %%
+bottleneck_convs = {"1x1 256->64": (256, 64, 1), "3x3 64->64": (64, 64, 3), "1x1 64->256": (64, 256, 1)}
+bottleneck_macs = {}
+for name, (channels_in, channels_out, kernel) in bottleneck_convs.items():
+    params, bottleneck_macs[name] = conv_cost(channels_in, channels_out, kernel, 56, False)
+    print(f"{name:<12} {params:>7,} parameters {bottleneck_macs[name] / 1e6:>7.1f} MMACs at 56 x 56")
+costliest = max(bottleneck_macs, key=bottleneck_macs.get)
+ones_equal = bottleneck_macs["1x1 256->64"] == bottleneck_macs["1x1 64->256"]
+print(f"costliest: {costliest} (you guessed {my_most_expensive}); the two 1x1 cost the same: {ones_equal} "
+      f"(you guessed {my_ones_equal})")
+
 # %% [markdown]
 # ## Summary
 #
 # - Output size: `floor((size + 2p − d(k−1) − 1)/s) + 1`; pooling may round up (`ceil_mode`). Five
 #   stride-2 layers divide the size by 32, rounding up: 224 px ends at 7 px.
 # - Receptive field: each layer adds `(k'−1) × jump`; the jump multiplies by the stride. The ResNet
-#   stem sees 11 px; after `layer3` of ResNet-101 one unit sees more than the whole 224 px image.
-#   Back-propagating from one output pixel measures it, and agrees with the arithmetic.
+#   stem sees 11 px; after `layer3` of ResNet-101 one unit's theoretical field is wider than a 224 px
+#   image. For the stem, back-propagating from one output pixel measured the field, and it agreed
+#   with the arithmetic.
+# - The effective receptive field (Luo et al. 2016), the square holding half of that gradient, is
+#   much smaller than the theoretical one: on the untrained ResNet-101 (one initialization) half the
+#   gradient sat well inside it. How it grows with depth was measured only on the uniform stacks of
+#   Exercise 2, whose printed sides grow far more slowly than the depth (Luo et al. derive square-root
+#   growth).
 # - A convolution has `C_out·C_in·k²` weights and costs that many MACs per output pixel;
 #   FLOPs = 2 × MACs, and papers often write "FLOPs" for MACs.
-# - The stem (7×7/2 conv, BN, ReLU, 3×3/2 max-pool) reduces the resolution 4× for 1.5% of the
-#   network's cost; its edge and colour filters light up where a photo has edges and colours.
-# - The source text's Keras stem could not run (indentation, a broken `Conv2D` subclass) and built
-#   pooling as a convolution; the working PyTorch stem above equals ResNet's, bit for bit.
+# - The stem (7×7/2 conv, BN, ReLU, 3×3/2 max-pool) reduces the resolution 4×, so every later layer
+#   runs on a sixteenth of the pixels; its convolution costs about as much as one `layer1` 3×3. Its
+#   edge and colour filters light up where a photo has edges and colours.
+# - The blog post's Keras stem could not run (indentation, a broken `Conv2D` subclass), would have
+#   kept stride 1 and "valid" padding (218 px), and built pooling as a convolution; the working
+#   PyTorch stem above equals ResNet's, bit for bit.
 #
 # ## Quiz
 #
@@ -519,3 +660,6 @@ checks.check_conv_cost_function(conv_cost)
 #   the stages; its "FLOPs" are multiply-adds).
 # - M. Zeiler, R. Fergus, *Visualizing and Understanding Convolutional Networks*, ECCV 2014, Fig. 2:
 #   what trained first-layer filters look like.
+# - W. Luo, Y. Li, R. Urtasun, R. Zemel, *Understanding the Effective Receptive Field in Deep
+#   Convolutional Neural Networks*, NIPS 2016: section 2 (the Gaussian shape and its square-root
+#   growth with depth), and how training changes it.

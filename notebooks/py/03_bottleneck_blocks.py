@@ -2,7 +2,8 @@
 # # 03 · Bottleneck blocks: three layers for the price of two
 #
 # ResNet-50, -101 and -152 are built from one block repeated 16, 33 and 50 times (He et al. 2016,
-# Table 1): the *bottleneck*. It is why a 101-layer network costs only about twice as much as a 34-layer one.
+# Table 1): the *bottleneck*. It is why a 101-layer network costs only about twice as much as a 34-layer one
+# (notebook 04 counts both).
 # This notebook builds the block from its layers, proves the result equals `tutorial_lib`'s (and
 # therefore torchvision's) block, and then measures what the design buys: parameters and
 # multiply-adds against basic blocks, the projection shortcut, and where the stride sits
@@ -46,13 +47,14 @@ from tutorial_lib.norm import randomize_norm
 # %% [markdown]
 # ## Parameters
 #
-# The defaults run in seconds on a CPU. On a GPU set `DEVICE = "cuda"`; the measurements are counts
-# and equalities, so larger values change nothing but the time.
+# The defaults run in seconds on a CPU. The measurements are counts and equalities, so another even
+# `SIZE` or a larger `BATCH` changes nothing but the time (an odd `SIZE` breaks section 5's exact
+# quarter: a stride-2 convolution then keeps ⌈SIZE/2⌉² pixels, a little more than a quarter).
 
 # %% tags=["parameters"]
 SEED = 0        # one integer drives every random generator
 DEVICE = None   # None: automatic (cuda > mps > cpu), or "cpu", "cuda", "mps"
-SIZE = 56       # input height and width of the blocks (56 is layer1's resolution at 224 px)
+SIZE = 56       # input height and width of the blocks, even (56 is layer1's resolution at 224 px)
 BATCH = 2       # images per test batch (at least 2, so BatchNorm can run in training mode)
 
 # %%
@@ -66,7 +68,7 @@ print(f"device: {device}")
 #
 # A 3×3 convolution on `C` channels costs `9·C²` MACs per pixel. At ResNet-101's widest stage a
 # 3×3 would cost $9 \cdot 2048^2 \approx 37.7$ million MACs *per pixel* (2048 channels: He et al.
-# 2016, Table 1). He et al. (2016, section 4,
+# 2016, Table 1). He et al. (2016, section 4.1,
 # "Deeper Bottleneck Architectures", Fig. 5 right) therefore wrap the 3×3 between two 1×1
 # convolutions: the first **reduces** the channels by 4, the 3×3 works on the narrow tensor, the
 # second 1×1 **expands** back. The block's input and output stay wide (`4·planes` channels), which
@@ -143,8 +145,8 @@ print(prove_equal(InlineBottleneck(256, 64).to(device), reference, x))
 # `F(x) + x` needs `F(x)` and `x` to have the same shape. Inside a stage they do. The first block
 # of a stage changes the shape: `layer1` goes from the stem's 64 channels to 256, and `layer2`-`layer4`
 # also halve the resolution. There, the shortcut becomes a **projection**: a 1×1 convolution with the
-# block's stride, followed by BatchNorm (He et al. 2016, section 3.3, option B; eq. 2,
-# `y = F(x) + W_s x`). Without it the addition fails, and `tutorial_lib` says so at construction:
+# block's stride (He et al. 2016: eq. 2, `y = F(x) + W_s x`, in section 3.2; option B in section
+# 3.3), followed by BatchNorm as in torchvision's implementation. Without it the addition fails, and `tutorial_lib` says so at construction:
 
 # %% tags=["nbval-check-output"]
 try:
@@ -184,8 +186,8 @@ print(f"projection parameters: {projection_params:,} of {count_parameters(model)
 # * a **BasicBlock(64, 64)**: two 3×3 convolutions at the bottleneck's *inner* width (ResNet-34's `layer1` block);
 # * a **BasicBlock(256, 256)**: two 3×3 convolutions at the bottleneck's *outer* width.
 #
-# The prediction first (convolutions only, per pixel): the bottleneck has
-# `256·64 + 9·64·64 + 64·256 = 69,632` weights, the narrow basic block `2·9·64·64 = 73,728`,
+# The prediction first (convolution weights only; at stride 1 this is also the multiply-adds per
+# output pixel): the bottleneck has `256·64 + 9·64·64 + 64·256 = 69,632` weights, the narrow basic block `2·9·64·64 = 73,728`,
 # the wide one `2·9·256·256 = 1,179,648`.
 
 # %% tags=["nbval-check-output"]
@@ -211,9 +213,9 @@ print(f"a basic block at 256 channels costs {wide_over_bottleneck:.0f}x the bott
 # %% [markdown]
 # The bottleneck costs slightly *less* than the narrow basic block, yet it is one layer deeper and
 # carries four times the channels from block to block. Matching its 256-channel interface with
-# 3×3 convolutions costs 17 times more (printed above). That is the trade that let He et al. (2016,
-# Table 1) go to 101 and 152 layers: ResNet-101 costs 7.8 GMACs where a basic-block network of the same depth and width would
-# be far beyond reach (notebook 04 measures the whole network).
+# 3×3 convolutions costs 17 times more (printed above). That is the trade that let He et al. go to
+# 101 and 152 layers at a cost a 2016 GPU cluster could train (2016, Table 1: 7.6 × 10⁹ FLOPs for
+# ResNet-101, counted as multiply-adds; notebook 04 measures the whole network).
 
 # %% [markdown]
 # ## 5. Where the stride sits: v1 and v1.5
@@ -259,17 +261,27 @@ assert fraction_of_input_used(layouts["v1.5"], 256) == 1.0
 # the difference is three blocks' worth of full-resolution 1×1 convolutions:
 
 # %% tags=["nbval-check-output"]
-for layout in ("v1", "v1.5"):
-    net = resnet101(stride_in=layout)
-    print(f"ResNet-101 {layout:>4}: {count_parameters(net):,} parameters, "
-          f"{count_flops(net, 224)['macs'] / 1e9:.2f} GMACs at 224 px")
+from tutorial_lib.models import resnet50
+
+gmacs = {}
+for name, builder in (("ResNet-50", resnet50), ("ResNet-101", resnet101)):
+    for layout in ("v1", "v1.5"):
+        net = builder(stride_in=layout)
+        gmacs[name, layout] = count_flops(net, 224)["macs"] / 1e9
+        print(f"{name:<10} {layout:>4}: {count_parameters(net):>10,} parameters, {gmacs[name, layout]:.2f} GMACs at 224 px")
+for name in ("ResNet-50", "ResNet-101"):
+    print(f"{name}: v1.5 costs {gmacs[name, 'v1.5'] / gmacs[name, 'v1'] - 1:.1%} more than v1")
 
 
 # %% [markdown]
 # 7.57 GMACs is the figure He et al. (2016, Table 1) round to "7.6 × 10⁹ FLOPs" (they count
-# multiply-adds). For the extra 3% of compute, NVIDIA reports that ResNet-50 v1.5 is about 0.5%
-# more accurate (ImageNet top-1) and about 5% slower in images per second than v1 (NVIDIA Deep
-# Learning Examples, ResNet-50 v1.5 model card). torchvision and timm use v1.5, and so does `tutorial_lib` by
+# multiply-adds), and ResNet-50's v1 count, printed above, is close to their "3.8 × 10⁹": the
+# paper's figures sit a little below exact counts (ResNet-34 in notebook 04 is another example),
+# as if truncated or leaving out the small layers. The same three strided blocks are a
+# larger share of the shallower network, so v1.5's extra compute is larger for ResNet-50 (printed
+# above) than for ResNet-101. For that extra compute, the [ResNet-50 v1.5 model card](https://github.com/NVIDIA/DeepLearningExamples/tree/master/PyTorch/Classification/ConvNets/resnet50v1.5)
+# of NVIDIA Deep Learning Examples reports about 0.5% higher ImageNet top-1 accuracy than v1, and
+# about 5% fewer images per second. torchvision and timm use v1.5, and so does `tutorial_lib` by
 # default.
 
 # %% [markdown]
@@ -301,6 +313,7 @@ checks.check_bottleneck_params_function(bottleneck_params)
 # size?), then let the check measure both layouts with `count_flops`.
 
 # %%
+saving = None
 ### BEGIN SOLUTION
 # Only conv1 (1x1, 512 -> 256) changes: v1.5 computes it on 28x28 pixels, v1 on 14x14.
 saving = 512 * 256 * (28 * 28 - 14 * 14)
@@ -321,8 +334,9 @@ checks.check_v1_saving(saving, inplanes=512, planes=256, size=28)
 # - At 256 channels in and out, a bottleneck costs a bit less than a basic block at 64 channels and
 #   17× less than a basic block at 256; that is what makes ResNet-101 and ResNet-152 affordable.
 # - v1 (stride on the 1×1) and v1.5 (stride on the 3×3) have identical parameters. v1 is cheaper
-#   (7.57 vs 7.80 GMACs for ResNet-101) because its strided blocks ignore three quarters of their
-#   input pixels; v1.5 is the torchvision/timm default and is reported more accurate.
+#   (7.57 vs 7.80 GMACs for ResNet-101, 3.86 vs 4.09 for ResNet-50) because its strided blocks
+#   ignore three quarters of their input pixels; v1.5 is the torchvision/timm default and is
+#   reported more accurate.
 #
 # ## Quiz
 #
@@ -344,8 +358,8 @@ checks.check_v1_saving(saving, inplanes=512, planes=256, size=28)
 # ## Further reading
 #
 # - K. He, X. Zhang, S. Ren, J. Sun, *Deep Residual Learning for Image Recognition*, CVPR 2016:
-#   section 3.3 (projection shortcuts, options A/B/C, Table 3), section 4.1 and Fig. 5 (bottleneck),
-#   Table 1 (the architectures and their multiply-adds).
+#   section 3.3 (shortcut options A and B), section 4.1 (option C, Table 3 comparing the three, and
+#   "Deeper Bottleneck Architectures" with Fig. 5), Table 1 (the architectures and their multiply-adds).
 # - NVIDIA Deep Learning Examples, *ResNet50 v1.5 for PyTorch*: the v1.5 layout and its measured accuracy and speed.
 # - P. Goyal et al., *Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour*, 2017: section 5.1,
 #   zero-initialising each block's last BatchNorm (the `zero_init_residual` option).
