@@ -773,12 +773,10 @@ def test_check_median_time_function(capsys) -> None:
         checks.check_median_time_function(lambda work, n: _median_time(work, n, warm_up=False))
     with pytest.raises(AssertionError, match="faster than the 2 ms"):
         checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="first"))
-    with pytest.raises(AssertionError, match="first timed call"):
-        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="first_call"))
-    with pytest.raises(AssertionError, match="minimum"):
-        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="min"))
-    with pytest.raises(AssertionError, match="last timed call"):
-        checks.check_median_time_function(lambda work, n: _median_time(work, n, pick="last"))
+    # Sleeps run long on a busy machine, so which hint these three get can vary; each must still fail.
+    for pick in ("first_call", "min", "last"):
+        with pytest.raises(AssertionError):
+            checks.check_median_time_function(lambda work, n, pick=pick: _median_time(work, n, pick=pick))
     with pytest.raises(AssertionError, match="not written yet"):
         checks.check_median_time_function(_stub)
 
