@@ -472,6 +472,23 @@ class MeasuredField(NamedTuple):
     left: int
 
 
+
+def _probe_input(model: nn.Module, in_channels: int | None) -> tuple[int, torch.device, torch.dtype]:
+    """The channels, device and dtype of a random probe input for ``model`` (the receptive-field probes).
+
+    ``in_channels`` defaults to the first convolution's; device and dtype follow the parameters.
+    """
+    if in_channels is None:
+        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is None:
+            raise ValueError("model has no Conv2d to take in_channels from; pass in_channels")
+        in_channels = first_conv.in_channels
+    in_channels = check_int("in_channels", in_channels, minimum=1)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None else torch.float32
+    return in_channels, device, dtype
+
 def measure_receptive_field(
     model: nn.Module,
     input_size: int | tuple[int, int],
@@ -513,16 +530,7 @@ def measure_receptive_field(
     seed = check_int("seed", seed, minimum=0)
     if position is not None:
         position = _height_width("position", position, minimum=0)
-    if in_channels is None:
-        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        if first_conv is None:
-            raise ValueError("model has no Conv2d to take in_channels from; pass in_channels")
-        in_channels = first_conv.in_channels
-    in_channels = check_int("in_channels", in_channels, minimum=1)
-
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
+    in_channels, device, dtype = _probe_input(model, in_channels)
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -616,16 +624,7 @@ def effective_receptive_field(
     mass = check_number("mass", mass, minimum=0.0, maximum=1.0, min_inclusive=False)
     trials = check_int("trials", trials, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    if in_channels is None:
-        first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-        if first_conv is None:
-            raise ValueError("model has no Conv2d to take in_channels from; pass in_channels")
-        in_channels = first_conv.in_channels
-    in_channels = check_int("in_channels", in_channels, minimum=1)
-
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
-    dtype = param.dtype if param is not None else torch.float32
+    in_channels, device, dtype = _probe_input(model, in_channels)
     generator = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.eval()
