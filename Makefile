@@ -65,7 +65,7 @@ sync: $(STAMP)
 student: $(CLASSROOM)
 	$(PY) tools/student.py
 
-# SITE_ARGS="--repo OWNER/NAME" adds "Open in Colab" links to that GitHub repository.
+# SITE_ARGS="--repo OWNER/NAME" links the notebook pages to Colab (default: pyproject.toml's Repository, once set).
 SITE_ARGS ?=
 site: $(CLASSROOM)
 	$(PY) tools/site.py $(SITE_ARGS)

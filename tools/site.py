@@ -66,10 +66,11 @@ def open_box(name: str, repo: str | None) -> str:
     """The markdown of the box each notebook page gets: the file, and how to open it in JupyterLab and Colab."""
     if repo:
         colab = (f"[open it in Colab](https://colab.research.google.com/github/{repo}/blob/main/notebooks/{name}) "
-                 "(its first cell says how to install the package there)")
+                 "(its first code cell installs the package there)")
     else:
         colab = ("open <https://colab.research.google.com>, choose *File → Upload notebook* and pick the file above; "
-                 "then run the install lines its first cell shows (the README's \"Colab\" section)")
+                 "its first code cell installs the package once its `REPO` line names your copy on GitHub "
+                 "(the README's \"Colab\" section)")
     return (f":::{{admonition}} Run this notebook yourself\n:class: tip {OPEN_BOX_CLASS}\n"
             f"This page shows the notebook as executed, with its stored outputs. "
             f"Download it: {{download}}`{name} </_ipynb/{name}>`.\n\n"
@@ -129,11 +130,22 @@ def build(out: Path = DEFAULT_OUT, repo: str | None = None) -> Path:
     return out
 
 
+def _default_repo() -> str | None:
+    """OWNER/NAME from pyproject.toml's Repository address (tools/colab.py reads the same), or None for the template's."""
+    from tools import colab
+
+    url = colab.repository()
+    if url == colab.PLACEHOLDER or not url.startswith("https://github.com/"):
+        return None
+    return url.removeprefix("https://github.com/").strip("/")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: build/site)")
-    parser.add_argument("--repo", default=None,
-                        help="GitHub OWNER/NAME of the repository, for the notebooks' 'Open in Colab' links")
+    parser.add_argument("--repo", default=_default_repo(),
+                        help="GitHub OWNER/NAME of the repository, for the notebooks' 'Open in Colab' links "
+                             "(default: from [project.urls] Repository in pyproject.toml, unless it is the template's)")
     args = parser.parse_args(argv)
     if args.repo is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", args.repo):
         parser.error(f"--repo takes a GitHub OWNER/NAME such as jane/msresnet, got {args.repo!r}")

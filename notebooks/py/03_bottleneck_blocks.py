@@ -21,13 +21,28 @@
 #
 # **Run time:** under 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 #
-# **On Colab:** add a cell above this one and run the install lines of the README's "Colab" section:
-#
-# ```python
-# REPO = "https://github.com/OWNER/NAME"   # replace OWNER/NAME with this repository's, as in the Colab URL
-# !git clone -q {REPO} series && pip install -q ./series
-# %cd series/notebooks
-# ```
+# **On Colab:** open the notebook from GitHub in Colab (the README's "Colab" section says how); the
+# next cell installs the series there, and does nothing anywhere else.
+
+# %%
+# Colab only: fetch and install the series. Anywhere else this cell does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    REPO = "https://github.com/OWNER/NAME"
+    if REPO.endswith("/OWNER/NAME"):  # the template's address, not yet set
+        raise RuntimeError("This copy does not know its GitHub address: set REPO above to the address in "
+                           "your Colab URL (github.com/OWNER/NAME), or set [project.urls] Repository in "
+                           "pyproject.toml and run `python tools/colab.py`.")
+    if not os.path.isdir("/content/series"):
+        subprocess.run(["git", "clone", "-q", REPO, "/content/series"], check=True)
+        # A plain install, not `pip install -e`: importable at once, where an editable one needs a
+        # runtime restart. Colab's own PyTorch is kept (it satisfies the lower bounds).
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "/content/series"], check=True)
+    os.chdir("/content/series/notebooks")
 
 # %% [markdown]
 # ## Setup
