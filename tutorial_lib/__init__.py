@@ -67,6 +67,7 @@ _EXPORTS = {
     "resnet152": "models",
     "res2net50_26w_4s": "models",
     "res2net101_26w_4s": "models",
+    "msresnet101": "multiscale",
     "get_norm_layer": "norm",
     "FitConfig": "train",
     "fit": "train",

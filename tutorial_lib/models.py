@@ -14,6 +14,8 @@ The options scale the same architecture down for a CPU:
 * ``norm``: the normalization, by name or factory (see :mod:`tutorial_lib.norm`).
 * ``stride_in``: ``"v1.5"`` (torchvision) or ``"v1"`` (the paper), see
   :class:`tutorial_lib.blocks.Bottleneck`.
+* ``pool``: the global pooling before the classifier, ``"avg"`` (the paper's), ``"max"`` or
+  ``"gem"`` (:class:`GeM`, generalised-mean pooling with a learnable exponent).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tutorial_lib._validate import check_bool, check_choice, check_int
+from tutorial_lib._validate import check_bool, check_choice, check_int, check_number
 from tutorial_lib.blocks import STRIDE_IN_NAMES, BasicBlock, Bottleneck, Res2NetBottleneck, projection
 from tutorial_lib.layers import _height_width
 from tutorial_lib.norm import get_norm_layer
@@ -34,9 +37,12 @@ from tutorial_lib.norm import get_norm_layer
 __all__ = [
     "ARCH_NAMES",
     "OPTION_NAMES",
+    "POOL_NAMES",
     "STEM_NAMES",
+    "GeM",
     "ResNet",
     "create_model",
+    "global_pool",
     "infer_options",
     "load_weights",
     "res2net50_26w_4s",
@@ -76,8 +82,79 @@ _BLOCK_ARGS: dict[str, dict[str, int]] = {
 ARCH_NAMES: tuple[str, ...] = tuple(_ARCHS)
 """Architectures :func:`create_model` knows."""
 
-OPTION_NAMES = ("width", "stem", "norm", "zero_init_residual", "stride_in", "in_channels")
+OPTION_NAMES = ("width", "stem", "norm", "zero_init_residual", "stride_in", "in_channels", "pool")
 """Keyword options every builder accepts besides ``num_classes``."""
+
+POOL_NAMES = ("avg", "max", "gem")
+"""Valid values of the ``pool`` option: global average, global max, or generalised-mean pooling."""
+
+
+class GeM(nn.Module):
+    """Generalised-mean (GeM) pooling over all spatial positions, with a learnable exponent.
+
+    For each channel of a feature map ``x`` with ``n = H * W`` positions (Radenović, Tolias & Chum,
+    "Fine-tuning CNN image retrieval with no human annotation", TPAMI 2019, the generalized-mean
+    pooling equation)::
+
+        f = ( (1/n) * sum_i x_i ** p ) ** (1/p)
+
+    ``p = 1`` is average pooling and ``p -> infinity`` tends to max pooling: for ``x >= 0``,
+    ``max(x) * n ** (-1/p) <= f <= max(x)``. Between the two, a larger ``p`` lets the strongest
+    responses dominate, which suits a small object on a large background. ``p`` is learned by
+    back-propagation like any weight, and starts at 3 as in the paper.
+
+    The input is clamped at ``eps`` before the power: a fractional power of 0 has an infinite
+    derivative, and a negative base has no real power. After a ReLU the features are >= 0, so the
+    clamp only moves exact zeros to ``eps``.
+
+    ``p`` is a parameter of shape ``(1,)``, so a ResNet built with ``pool="gem"`` has one more
+    state_dict key than torchvision's (``avgpool.p``) and one more parameter. Being 1-D, it falls
+    in the no-weight-decay group of :func:`tutorial_lib.train.param_groups`, like biases.
+
+    Args:
+        p: Initial exponent, > 0 (3 in the paper).
+        eps: Lower clamp of the input, > 0.
+
+    Raises:
+        TypeError: If ``p`` or ``eps`` is not a number.
+        ValueError: If either is not > 0.
+    """
+
+    def __init__(self, p: float = 3.0, eps: float = 1e-6) -> None:
+        super().__init__()
+        p = check_number("p", p, minimum=0.0, min_inclusive=False)
+        self.eps = check_number("eps", eps, minimum=0.0, min_inclusive=False)
+        self.p = nn.Parameter(torch.full((1,), p))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C, H, W)`` to ``(N, C, 1, 1)``, like ``nn.AdaptiveAvgPool2d((1, 1))``."""
+        x = x.clamp(min=self.eps).pow(self.p)
+        x = F.adaptive_avg_pool2d(x, (1, 1))
+        return x.pow(1.0 / self.p)
+
+    def extra_repr(self) -> str:
+        # A model built on the meta device (for shapes and counts) has no value of p to show.
+        p = "?" if self.p.is_meta else f"{self.p.item():.4g}"
+        return f"p={p}, eps={self.eps:g}"
+
+
+def global_pool(name: str) -> nn.Module:
+    """The global pooling module called ``name``: one of :data:`POOL_NAMES`.
+
+    ``"avg"`` is ``nn.AdaptiveAvgPool2d((1, 1))`` (He et al. 2016, section 3.3; torchvision's),
+    ``"max"`` is ``nn.AdaptiveMaxPool2d((1, 1))``, ``"gem"`` is :class:`GeM` with ``p = 3``. All
+    map ``(N, C, H, W)`` to ``(N, C, 1, 1)``; only ``"gem"`` has a parameter.
+
+    Raises:
+        TypeError: If ``name`` is not a string.
+        ValueError: If it is not one of :data:`POOL_NAMES`.
+    """
+    check_choice("pool", name, POOL_NAMES)
+    if name == "avg":
+        return nn.AdaptiveAvgPool2d((1, 1))
+    if name == "max":
+        return nn.AdaptiveMaxPool2d((1, 1))
+    return GeM()
 
 
 @torch.fx.wrap
@@ -115,6 +192,10 @@ class ResNet(nn.Module):
         in_channels: Channels of the input images.
         block_args: Extra keyword arguments for every block (``base_width`` and ``scale`` for
             :class:`~tutorial_lib.blocks.Res2NetBottleneck`).
+        pool: Global pooling before ``fc``, one of :data:`POOL_NAMES` (see :func:`global_pool`).
+            The module is called ``avgpool`` whatever it computes, so the forward and the
+            state_dict keys stay torchvision's: ``"avg"`` and ``"max"`` (no parameters) load
+            torchvision's weights strictly; ``"gem"`` adds one key, ``avgpool.p``.
 
     Raises:
         TypeError: On arguments of the wrong type.
@@ -134,6 +215,7 @@ class ResNet(nn.Module):
         stride_in: str = "v1.5",
         in_channels: int = 3,
         block_args: dict[str, Any] | None = None,
+        pool: str = "avg",
     ) -> None:
         super().__init__()
         if block not in (BasicBlock, Bottleneck, Res2NetBottleneck):
@@ -151,6 +233,7 @@ class ResNet(nn.Module):
         check_choice("stem", stem, STEM_NAMES)
         check_choice("stride_in", stride_in, STRIDE_IN_NAMES)
         check_bool("zero_init_residual", zero_init_residual)
+        check_choice("pool", pool, POOL_NAMES)
         norm_layer = get_norm_layer(norm)
 
         # Plain attributes (not in the state_dict): what the model was built with.
@@ -161,6 +244,7 @@ class ResNet(nn.Module):
         self.stem = stem
         self.stride_in = stride_in
         self.in_channels = in_channels
+        self.pool = pool
         self._norm_layer = norm_layer
         self._block_args = dict(block_args or {})
         self.inplanes = width
@@ -183,7 +267,9 @@ class ResNet(nn.Module):
         self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
         self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
         self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        # Named avgpool even when it takes the max or the generalised mean: the name is the
+        # state_dict key torchvision uses, and forward stays one line per layer.
+        self.avgpool = global_pool(pool)
         self.fc = nn.Linear(width * 8 * block.expansion, num_classes)
 
         # Same initialization as torchvision: He et al. 2015 ("Delving deep into rectifiers",
@@ -243,7 +329,7 @@ class ResNet(nn.Module):
         return x
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits ``(N, num_classes)``: the features, global average pooling, the classifier."""
+        """Logits ``(N, num_classes)``: the features, global pooling (``pool``), the classifier."""
         x = self.forward_features(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
@@ -446,18 +532,20 @@ def _res2net_block_args(state_dict: Mapping[str, Tensor]) -> dict[str, int] | No
 def infer_options(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
     """Guess the builder and options that produce a ResNet or Res2Net state_dict's keys and shapes.
 
-    Reads ``conv1.weight`` (width, input channels, stem), ``fc.weight`` (classes), and the
-    ``layerN.M`` keys (blocks per stage; ``convs`` means Res2NetBottleneck, whose number and width
-    give ``scale`` and ``base_width``; otherwise a ``conv3`` means Bottleneck). The v1/v1.5 stride
-    placement leaves no trace in the weights, so it cannot be inferred.
+    Reads ``conv1.weight`` (width, input channels, stem), ``fc.weight`` (classes), ``avgpool.p``
+    (present only with ``pool="gem"``), and the ``layerN.M`` keys (blocks per stage; ``convs``
+    means Res2NetBottleneck, whose number and width give ``scale`` and ``base_width``; otherwise a
+    ``conv3`` means Bottleneck). The v1/v1.5 stride
+    placement leaves no trace in the weights, so it cannot be inferred; nor can average versus max
+    pooling (neither has a parameter), so ``pool`` is reported only when it is ``"gem"``.
 
     Args:
         state_dict: A ResNet or Res2Net state_dict.
 
     Returns:
         A dict that may hold ``arch`` (or ``layers``, ``block`` and, for Res2Net, ``block_args``
-        when no named architecture matches), ``num_classes``, ``width``, ``in_channels`` and
-        ``stem``; keys that cannot be read are absent.
+        when no named architecture matches), ``num_classes``, ``width``, ``in_channels``,
+        ``stem`` and ``pool`` (only ``"gem"``); keys that cannot be read are absent.
 
     Raises:
         TypeError: If ``state_dict`` is not a mapping.
@@ -477,6 +565,8 @@ def infer_options(state_dict: Mapping[str, Tensor]) -> dict[str, Any]:
     fc = state_dict.get("fc.weight")
     if isinstance(fc, Tensor) and fc.dim() == 2:
         found["num_classes"] = int(fc.shape[0])
+    if isinstance(state_dict.get("avgpool.p"), Tensor):
+        found["pool"] = "gem"
     counts = []
     for stage in range(1, 5):
         indices = {
@@ -516,10 +606,10 @@ def _suggestion(options: dict[str, Any]) -> str:
         call, args = "tutorial_lib.models.ResNet", [options["block"], str(list(options["layers"]))]
     else:
         return "could not infer the architecture from the checkpoint's keys"
-    defaults = {"num_classes": 1000, "width": 64, "in_channels": 3, "stem": "imagenet"}
+    defaults = {"num_classes": 1000, "width": 64, "in_channels": 3, "stem": "imagenet", "pool": "avg"}
     args += [
         f"{key}={options[key]!r}"
-        for key in ("num_classes", "width", "stem", "in_channels")
+        for key in ("num_classes", "width", "stem", "in_channels", "pool")
         if key in options and options[key] != defaults[key]
     ]
     if options.get("block_args"):

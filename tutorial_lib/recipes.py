@@ -33,7 +33,7 @@ __all__ = ["DEFAULT_RECIPE", "SECTIONS", "build_run", "get_recipe", "list_recipe
 
 #: Sections of a recipe, and which keys each may hold (``fit``'s come from ``FitConfig``).
 SECTIONS = ("data", "model", "fit", "eval")
-_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "per_scale_bn")
+_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "pool", "per_scale_bn")
 # How the CLI evaluates: at which input sizes (one size: plain evaluation at it; several: the
 # average of softmax outputs, tutorial_lib.multiscale.MultiScaleTTA), with flips or not, and
 # whether BatchNorm statistics are first recomputed at each test size (multiscale.recalibrated_tta).
