@@ -246,7 +246,7 @@ checks.check_shortcut_function(shortcut)
 # whose count is printed below, never receive a gradient.) Any difference we measure between twins comes from
 # `+ identity` alone.
 
-# %% tags=["nbval-check-output"]
+# %%
 class PlainBlock(BasicBlock):
     # BasicBlock without its shortcut: y = relu(F(x)).
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,6 +260,12 @@ class PlainBlock(BasicBlock):
         return out
 
 
+# %% [markdown]
+# Both kinds of block go into one network skeleton, the paper's CIFAR layout: a 3×3 stem, three
+# stages of `n` blocks whose width doubles as the resolution halves, global average pooling and a
+# linear classifier.
+
+# %%
 class CifarNet(nn.Module):
     # He et al. 2016, section 4.2: 6n + 2 layers, three stages of n blocks.
     def __init__(self, block: type[nn.Module], n: int, width: int, num_classes: int = 10):
@@ -298,6 +304,11 @@ class CifarNet(nn.Module):
         return x
 
 
+# %% [markdown]
+# Build the twins from the same seed, and check what makes them twins: the same layer count as the
+# paper's, the same parameters, the same initial weights.
+
+# %% tags=["nbval-check-output"]
 def build(block: type[nn.Module], n: int = BLOCKS) -> CifarNet:
     torch.manual_seed(SEED)  # the same seed, so twins start from the same weights
     return CifarNet(block, n, WIDTH).to(device)
@@ -598,6 +609,12 @@ stuck = sum(v > guess - 0.01 for v in final["plain-56"])
 print(f"plain-56 ends within 0.01 of ln 10 = {guess:.3f} in {stuck} of {len(seeds)} seeds; "
       f"its lowest last-epoch loss is {min(final['plain-56']):.3f}")
 print(f"sign test: {len(seeds)} of {len(seeds)} seeds agreeing has a two-sided p of {2 * 0.5 ** len(seeds):.2f}")
+
+# %% [markdown]
+# The statements the text below makes, each checked against those numbers (and against this
+# notebook's own run):
+
+# %%
 checks.claim(all_negative(differences("resnet-20", "plain-20")) and all_negative(differences("resnet-56", "plain-56")),
              "the ResNet ends below its plain twin at both depths in every seed of the file")
 checks.claim(all_negative(differences("plain-20", "plain-56")) and all_negative(differences("resnet-20", "resnet-56")),
@@ -739,12 +756,13 @@ print("the others:", learning)
 # (2016b, appendix).
 #
 # **Build it.** Write `PreActBlock(inplanes, planes, stride=1, downsample=None)`, a drop-in for
-# `BasicBlock` in `CifarNet`, with layers named `bn1` (normalising the block's *input*, `inplanes`
-# channels), `conv1` (3x3, the block's stride), `bn2`, `conv2` (3x3), both convolutions without bias.
-# `forward` runs BN, ReLU, conv, BN, ReLU, conv and adds the shortcut: the input itself, or, when
-# `downsample` is given, `downsample` applied to the block's pre-activated input (BN and ReLU of
-# `x`; the check also accepts `downsample(x)`, the choice some implementations make). Nothing
-# follows the addition.
+# `BasicBlock` in `CifarNet`. Derive its `forward` from the two rules above rather than from
+# `BasicBlock`'s: every convolution is *preceded* by its normalisation and activation, and nothing
+# touches the sum. Name the layers `bn1`, `conv1` (3x3, the block's stride), `bn2`, `conv2` (3x3),
+# convolutions without bias, so the check can inspect them; which tensor each BatchNorm normalises,
+# and so how many channels it has, follows from the rules. When `downsample` is given, apply it to
+# the block's pre-activated input (the check also accepts `downsample(x)`, the choice some
+# implementations make).
 #
 # **Predict, then measure.** Before running the measurement cell, write down your answer: at 56 and
 # at 110 layers, will the pre-activation network's gradient norms span a smaller or a larger range
