@@ -464,8 +464,19 @@ def test_mean_difference():
     assert result["difference"] == pytest.approx(0.02)
     assert result["se"] == pytest.approx(math.sqrt(2 * 0.01**2 / 3))
     assert result["ratio"] == pytest.approx(0.02 / result["se"])
+    # Equal spreads and sizes: Welch's degrees of freedom are n_a + n_b - 2 = 4, and the p-value is
+    # Student's t at 4 degrees of freedom (scipy's reference value for t = 2.449).
+    assert result["df"] == pytest.approx(4.0)
+    assert result["p"] == pytest.approx(0.0704, abs=1e-4)
+    # One side without spread: the other side's n - 1 = 2 degrees of freedom; a ratio of 3 is p = 0.095.
+    lopsided = tuning.mean_difference([0.95, 0.95, 0.95], [0.97 - 0.02 * 3**0.5 / 3, 0.97, 0.97 + 0.02 * 3**0.5 / 3])
+    assert lopsided["df"] == pytest.approx(2.0) and lopsided["ratio"] == pytest.approx(3.0)
+    assert lopsided["p"] == pytest.approx(0.0955, abs=1e-4)
     single = tuning.mean_difference([0.95, 0.96], [0.97])
     assert single["difference"] == pytest.approx(0.015) and single["se"] is None and single["ratio"] is None
+    assert single["df"] is None and single["p"] is None
+    flat = tuning.mean_difference([0.9, 0.9], [0.9, 0.9])
+    assert flat["se"] == 0 and flat["ratio"] is None and flat["p"] is None
     with pytest.raises(ValueError, match="non-empty sequence"):
         tuning.mean_difference([], [0.9])
 

@@ -740,26 +740,36 @@ def mean_difference(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 
     The standard error of a difference of two means is ``sqrt(s_a^2 / n_a + s_b^2 / n_b)``
     (Welch); ``ratio`` is the difference in standard errors. With three seeds each the standard
-    deviations are themselves rough, so read the ratio coarsely: below 1 the difference is within
-    the noise; above about 3 it is unlikely to be noise (Student's t with 4 degrees of freedom:
-    2.78 for a two-sided 5% level).
+    deviations are themselves rough, and Welch's t-test accounts for that: its degrees of freedom
+    (Welch-Satterthwaite) fall from 4 towards 2 when one side's spread dominates, and the two-sided
+    ``p`` is read from Student's t with those degrees of freedom. At 2 degrees of freedom a ratio of
+    3 is only p = 0.10, so a fixed "3 standard errors" rule is too loose for three seeds: use ``p``.
 
     Args:
         a: accuracies of the reference (e.g. ``cpu-baseline``), one per seed.
         b: accuracies of the challenger (e.g. ``cpu-tuned``), one per seed.
 
     Returns:
-        ``{"difference": mean(b) - mean(a), "se": standard error or None, "ratio": difference / se
-        or None}``; ``se`` is ``None`` unless both have at least two values.
+        ``{"difference": mean(b) - mean(a), "se": standard error, "ratio": difference / se, "df":
+        Welch's degrees of freedom, "p": two-sided p-value}``; all but ``difference`` are ``None``
+        unless both sides have at least two values and some spread.
     """
     for name, values in (("a", a), ("b", b)):
         if isinstance(values, str) or not isinstance(values, Sequence) or not values:
             raise ValueError(f"{name} must be a non-empty sequence of accuracies, got {values!r}")
     difference = statistics.mean(b) - statistics.mean(a)
+    none = {"difference": difference, "se": None, "ratio": None, "df": None, "p": None}
     if len(a) < 2 or len(b) < 2:
-        return {"difference": difference, "se": None, "ratio": None}
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
-    return {"difference": difference, "se": se, "ratio": difference / se if se > 0 else None}
+        return none
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return dict(none, se=se)
+    from scipy import stats
+
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    ratio = difference / se
+    return {"difference": difference, "se": se, "ratio": ratio, "df": df, "p": float(2 * stats.t.sf(abs(ratio), df))}
 
 
 def paired_difference(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, Any]:
