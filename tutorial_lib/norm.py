@@ -382,8 +382,9 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         var, mean = torch.var_mean(x, dim=dims, correction=0)
         count = torch.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
         group = self.process_group or torch.distributed.group.WORLD
-        stats = collectives.all_gather_single_autograd(torch.cat([mean, var, count]).unsqueeze(0), 0, group)
-        stats = collectives.wait_tensor(stats)  # (world_size, 2C + 1)
+        # all_gather_single_autograd is the newer name of all_gather_tensor_autograd (older PyTorch has only that).
+        gather = getattr(collectives, "all_gather_single_autograd", None) or collectives.all_gather_tensor_autograd
+        stats = collectives.wait_tensor(gather(torch.cat([mean, var, count]).unsqueeze(0), 0, group))  # (world_size, 2C + 1)
         means, variances, counts = stats[:, :c], stats[:, c : 2 * c], stats[:, 2 * c :]
         total = counts.sum()
         mean = (counts * means).sum(0) / total
