@@ -19,6 +19,7 @@ from tutorial_lib.norm import (
     BatchNorm2d,
     FrozenBatchNorm2d,
     SkipInit,
+    SyncBatchNorm,
     batch_norm_layers,
     get_norm_layer,
     group_count,
@@ -28,6 +29,7 @@ from tutorial_lib.norm import (
     randomize_norm,
     recalibrate_bn,
     residual_norm,
+    synchronize_batch_norm,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -145,6 +147,49 @@ def test_state_dict_keys_equal_torch_and_load_strictly_both_ways() -> None:
     torch.testing.assert_close(ours(x), theirs(x))
     # Without running statistics both keep only the affine parameters.
     assert list(BatchNorm2d(4, track_running_stats=False).state_dict()) == ["weight", "bias"]
+
+
+# --------------------------------------------------------------------------------------------------
+# SyncBatchNorm and synchronize_batch_norm (tests/test_distributed.py runs them in two processes)
+# --------------------------------------------------------------------------------------------------
+
+
+def test_sync_batch_norm_in_one_process_is_torch_batch_norm_sharing_its_tensors() -> None:
+    torch.manual_seed(0)
+    plain, reference = nn.BatchNorm2d(4, momentum=None), nn.BatchNorm2d(4, momentum=None)
+    sync = SyncBatchNorm.from_batch_norm(plain)
+    assert sync.weight is plain.weight and sync.running_var is plain.running_var, "shared, not copied"
+    assert list(sync.state_dict()) == list(plain.state_dict())
+    for _ in range(3):  # without a process group: torch's BatchNorm, running statistics included
+        x = torch.randn(6, 4, 5, 5) * 3 + 1
+        torch.testing.assert_close(sync(x), reference(x), rtol=0, atol=0)
+    assert torch.equal(plain.running_var, reference.running_var) and plain.num_batches_tracked.item() == 3
+    sync.eval()
+    reference.eval()
+    torch.testing.assert_close(sync(x), reference(x), rtol=0, atol=0)
+    with pytest.raises(TypeError, match="torch BatchNorm layer"):
+        SyncBatchNorm.from_batch_norm(BatchNorm2d(4))
+
+
+def test_synchronize_batch_norm_swaps_every_layer_in_place_and_undoes_it() -> None:
+    model = resnet18(num_classes=3, width=8, stem="small")
+    before, keys = dict(model.named_modules()), list(model.state_dict())
+    undo = synchronize_batch_norm(model, "cpu")
+    swapped = {name: type(m) for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    assert set(swapped.values()) == {SyncBatchNorm} and len(swapped) == 20  # 1 stem + 8 blocks x 2 + 3 downsamples
+    assert list(model.state_dict()) == keys, "a checkpoint of the synchronized model loads into the plain one"
+    undo()
+    assert all(model.get_submodule(name) is module for name, module in before.items() if name), "the original layers back"
+    # On CUDA torch's own layer (its kernels run there); built here without a GPU, never run.
+    undo = synchronize_batch_norm(model, "cuda")
+    assert type(model.bn1) is nn.SyncBatchNorm and model.bn1.weight is before["bn1"].weight
+    undo()
+    with pytest.raises(ValueError, match="norm='batch'"):
+        synchronize_batch_norm(resnet18(num_classes=3, width=8, stem="small", norm="scratch-batch"), "cpu")
+    with pytest.raises(ValueError, match="no torch BatchNorm layer"):
+        synchronize_batch_norm(resnet18(num_classes=3, width=8, stem="small", norm="group"), "cpu")
+    with pytest.raises(TypeError, match="nn.Module"):
+        synchronize_batch_norm("resnet18", "cpu")
 
 
 def test_resnet_with_scratch_batch_norm_equals_torch_batch_norm() -> None:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from tutorial_lib.data import Augment
+from tutorial_lib.data import Augment, batches
 from tutorial_lib.train import (
     CHECKPOINT_NAME,
     FitConfig,
@@ -235,6 +235,108 @@ def test_interrupt_then_resume_equals_uninterrupted_run(tmp_path, optimizer, sch
     assert _same_weights(straight, second)
     assert _metrics(resumed) == _metrics(full)
     assert resumed.step_loss == full.step_loss and resumed.step_lr == full.step_lr
+
+
+# --------------------------------------------------------------------------------------------------
+# Distributed training: what can be checked in one process (tests/test_distributed.py runs two)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", [TensorImages, ItemImages])
+def test_batches_shards_put_together_are_the_batches(flavour):
+    images, labels = _toy_tensors(n=40)
+    data = flavour(images, labels)
+    whole = list(batches(data, 16, shuffle_seed=3))
+    shards = [list(batches(data, 16, shuffle_seed=3, shard=(rank, 4))) for rank in range(4)]
+    assert [len(s) for s in shards] == [len(whole)] * 4 == [2] * 4  # the same steps, the last short batch dropped
+    for step, (batch_images, batch_labels) in enumerate(whole):
+        assert all(len(shard[step][1]) == 4 for shard in shards)  # contiguous slices of 16 / 4
+        assert torch.equal(torch.cat([shard[step][0] for shard in shards]), batch_images)
+        assert torch.equal(torch.cat([shard[step][1] for shard in shards]), batch_labels)
+    with pytest.raises(ValueError, match="not divisible by the world size 3"):
+        list(batches(data, 16, shuffle_seed=3, shard=(0, 3)))
+    with pytest.raises(ValueError, match="shard rank must be >= 0 and <= 3, got 4"):
+        list(batches(data, 16, shard=(4, 4)))
+    with pytest.raises(TypeError, match=r"shard must be a \(rank, world_size\) pair"):
+        list(batches(data, 16, shard=2))
+
+
+def test_augment_draws_for_the_whole_batch_so_slices_equal_the_whole():
+    images = torch.rand(8, 3, 16, 16)
+    aug = Augment(max_shift=0.2, scale=(0.8, 1.25), rotate=10.0, flip=True, elastic=0.05)
+    whole = aug(images, torch.Generator().manual_seed(4))
+    slices = [aug(images[i : i + 2], torch.Generator().manual_seed(4), rows=(i, 8)) for i in range(0, 8, 2)]
+    assert torch.equal(torch.cat(slices), whole), "per-item draws: the union of the slices is the whole batch, bit for bit"
+    assert torch.equal(aug(images, torch.Generator().manual_seed(4), rows=(0, 8)), whole)
+    with pytest.raises(ValueError, match="inside the batch"):
+        aug(images[:2], torch.Generator().manual_seed(4), rows=(7, 8))
+
+
+def test_distributed_settings_are_checked_before_training():
+    from tutorial_lib.train import run_record
+
+    config = FitConfig(epochs=1, batch_size=16)
+    assert run_record(config, 64, "cpu", world_size=2)["world_size"] == 2
+    assert run_record(config, 64, "cpu")["world_size"] == 1
+    with pytest.raises(ValueError, match=r"not divisible by the world size 3.*global batch.*e\.g\. batch_size=18"):
+        run_record(config, 64, "cpu", world_size=3)
+    with pytest.raises(ValueError, match="world size 8 is larger than the dataset \\(5 images\\)"):
+        run_record(FitConfig(epochs=1, batch_size=8), 5, "cpu", world_size=8)
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        run_record(config, 12, "cpu", world_size=2)
+    with pytest.raises(TypeError, match="sync_bn must be True or False"):
+        FitConfig(epochs=1, sync_bn="yes")
+
+
+def test_sync_bn_without_a_process_group_changes_nothing_but_the_record(tmp_path):
+    images, labels = _toy_tensors()
+    data = TensorImages(images, labels)
+    plain, synced = _tiny_model(), _tiny_model()
+    a = fit(plain, data, epochs=2, augment=True, **FAST)
+    b = fit(synced, data, epochs=2, augment=True, sync_bn=True, out_dir=tmp_path, **FAST)
+    assert _same_weights(plain, synced) and a.step_loss == b.step_loss
+    assert type(synced[1]) is nn.BatchNorm2d, "the model comes back with its own layers"
+    assert load_checkpoint(tmp_path)["config"]["sync_bn"] is True
+
+
+def test_in_a_process_group_of_one_fit_is_one_process_and_nccl_needs_cuda(monkeypatch):
+    import torch.distributed as dist
+
+    images, labels = _toy_tensors()
+    data = TensorImages(images, labels)
+    alone = _tiny_model()
+    fit(alone, data, epochs=1, augment=True, **FAST)
+    dist.init_process_group("gloo", rank=0, world_size=1, store=dist.HashStore())
+    try:
+        grouped = _tiny_model()
+        history = fit(grouped, data, epochs=1, augment=True, sync_bn=True, **FAST)
+        assert _same_weights(alone, grouped) and len(history) == 1
+        monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+        with pytest.raises(ValueError, match="nccl backend, which communicates between CUDA GPUs only, but fit trains on cpu"):
+            fit(_tiny_model(), data, epochs=1, device="cpu", **FAST)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_checkpoint_from_before_distributed_training_still_resumes(tmp_path):
+    images, labels = _toy_tensors()
+    data = TensorImages(images, labels)
+    settings = dict(epochs=2, augment=True, **FAST)
+    straight = _tiny_model()
+    fit(straight, data, **settings)
+    fit(_tiny_model(), data, out_dir=tmp_path, on_epoch_end=_stop_after_epoch_1, **settings)
+    path = tmp_path / CHECKPOINT_NAME
+    state = torch.load(path, weights_only=True)
+    del state["config"]["sync_bn"], state["config"]["world_size"]  # as written before they existed
+    torch.save(state, path)
+    resumed = _tiny_model(seed=9)
+    fit(resumed, data, out_dir=tmp_path, resume=True, **settings)
+    assert _same_weights(straight, resumed)
+
+
+def _stop_after_epoch_1(record: dict) -> None:
+    if record["epoch"] == 1:
+        raise KeyboardInterrupt
 
 
 def test_checkpoint_is_weights_only_and_complete(tmp_path):

@@ -17,11 +17,18 @@ and never this docstring.
   ``--out DIR.partial --resume``.
 * ``train``'s flags are added when the ``train`` parser is first used (``_LazyParser``), so
   ``python -m tutorial_lib --help`` and ``env`` do not wait for PyTorch to import.
+* Under ``torchrun`` (``$WORLD_SIZE`` > 1) ``train`` initializes the process group (gloo on the CPU,
+  nccl on CUDA, one GPU per process: ``cuda:$LOCAL_RANK``) around the run and destroys it at the
+  end (``_process_group``); ``fit`` does the distributed training. Every process checks the flags
+  and loads the data; only rank 0 touches the run folder (checks it, creates it, and ``fit`` writes
+  the checkpoint from rank 0), tests the model and prints results. Errors are printed by every
+  process that meets them: a failed process makes torchrun stop the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -30,7 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -62,6 +69,8 @@ examples:
   %(prog)s --dataset multiscale-digits --out runs/baseline --resume
   # train it again from the start, replacing it only once the new run has finished
   %(prog)s --dataset multiscale-digits --out runs/baseline --overwrite
+  # two processes (two GPUs, or two CPU processes), the same global --batch-size
+  torchrun --nproc_per_node=2 -m tutorial_lib train --dataset multiscale-digits --out runs/ddp --sync-bn
 """
 
 #: Files that make a folder a run folder: ``train`` refuses to replace them without ``--overwrite``.
@@ -331,7 +340,13 @@ def _train_description() -> str:
         f"{table}\n\n"
         "Ctrl-C stops the run; DIR/checkpoint.pt keeps the last finished epoch, and the same command "
         "with --resume continues exactly where it stopped. A folder that already holds a run is never "
-        "replaced by accident: add --resume to continue it or --overwrite to replace it."
+        "replaced by accident: add --resume to continue it or --overwrite to replace it.\n\n"
+        "Several processes: torchrun --nproc_per_node=N -m tutorial_lib train ... trains with PyTorch's "
+        "DistributedDataParallel, one process per GPU (--device cuda, nccl) or N processes on the CPU "
+        "(--device cpu, gloo). --batch-size stays the global batch, split evenly over the processes (it must "
+        "be a multiple of N), so the steps and the learning rate are those of one process; add --sync-bn for "
+        "BatchNorm over the whole global batch too, and the run computes what one process computes. Only the "
+        "first process (rank 0) writes DIR and prints; --resume needs the same N."
     ).replace("%", "%%")
 
 
@@ -343,7 +358,8 @@ def _device_help() -> str:
     except ValueError:  # a bad $TUTORIAL_DEVICE: train reports it
         here = ""
     return (f"where to train: cpu, cuda, cuda:N (the GPU numbered N) or mps (default: ${DEVICE_ENV_VAR} if set, "
-            f"else the best available, cuda then mps then cpu{here})")
+            f"else the best available, cuda then mps then cpu{here}); under torchrun cuda or cpu, each process "
+            "taking the GPU cuda:$LOCAL_RANK")
 
 
 def _populate_train(train: argparse.ArgumentParser) -> None:
@@ -705,18 +721,22 @@ def _unfinished(out: Path, staging: Path | None, epochs: int) -> str:
             f"(the run then stays in {staging}); to discard it, delete {staging} or run the --overwrite command again")
 
 
-def _run_record(config: Any, train_size: int, device: Any) -> dict[str, Any]:
+def _run_record(config: Any, train_size: int, device: Any, world_size: int) -> dict[str, Any]:
     """What ``fit`` will store in the checkpoint about this run, and resume compares.
 
-    Computing it checks what ``fit`` checks once it knows the data and the device (a warm-up
-    longer than training, say), so that error comes before a run folder is created.
+    Computing it checks what ``fit`` checks once it knows the data, the device and the number of
+    processes (a warm-up longer than training, a --batch-size the processes cannot share), so that
+    error comes before a run folder is created.
     """
     from tutorial_lib.train import run_record
 
     try:
-        return run_record(config, train_size, device)
+        return run_record(config, train_size, device, world_size)
     except ValueError as err:
-        raise CLIError(_flag_words(err)) from None
+        message = _flag_words(err)
+        if world_size > 1:
+            message = message.replace("world size", "world size (torchrun --nproc_per_node)", 1)
+        raise CLIError(message) from None
 
 
 def _check_resume(out: Path, now: dict[str, Any]) -> None:
@@ -728,7 +748,7 @@ def _check_resume(out: Path, now: dict[str, Any]) -> None:
 
     import torch
 
-    from tutorial_lib.train import CHECKPOINT_NAME
+    from tutorial_lib.train import CHECKPOINT_NAME, checkpoint_record
 
     path = out / CHECKPOINT_NAME
     try:
@@ -737,16 +757,17 @@ def _check_resume(out: Path, now: dict[str, Any]) -> None:
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as err:
         raise CLIError(f"cannot read {path} ({type(err).__name__}): it is damaged or not a checkpoint; use --overwrite "
                        "instead of --resume to train the run again") from None
-    if not isinstance(state, dict) or state.get("format") != 2:
+    if not isinstance(state, dict) or state.get("format") != 2 or not isinstance(state.get("config"), dict):
         raise CLIError(f"{path} was written by an older version of tutorial_lib and cannot be resumed; use --overwrite "
                        "instead of --resume to train the run again")
-    saved = state.get("config", {})
+    saved = checkpoint_record(state)
     differ = [key for key in now if saved.get(key) != now[key]]
     # The warm-up in steps follows from --epochs and --num-samples: named only when nothing else differs.
     differ = [key for key in differ if key != "warmup_steps"] or differ
     if differ:
         labels = {**_setting_flags(), "train_size": "--num-samples (training images)", "augment": "--augment-scale/--flip",
-                  "precision": "--precision (as resolved on the device)", "warmup_steps": "the warm-up steps"}
+                  "precision": "--precision (as resolved on the device)", "warmup_steps": "the warm-up steps",
+                  "world_size": "processes (torchrun --nproc_per_node)"}
         shown = "; ".join(f"{labels.get(key, key)}: {_show(saved.get(key))} in the checkpoint, {_show(now[key])} now" for key in differ)
         raise CLIError(f"cannot resume exactly: the run in {out} was started with other settings ({shown}); give the flags "
                        "of the command that started it, or use --overwrite instead of --resume to replace the run")
@@ -799,21 +820,115 @@ def _fit_failure(err: BaseException, config: Any, out: Path, staging: Path | Non
     return f"{message} ({out} still holds the old run, unchanged)"
 
 
+def _torchrun_position() -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` from the variables torchrun sets; ``(0, 0, 1)`` without them.
+
+    Raises:
+        CLIError: for a ``$WORLD_SIZE`` above 1 without the other variables, or values that are not numbers.
+    """
+    names = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+    try:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return 0, 0, 1
+        missing = [f"${name}" for name in (*names, "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+        if missing:
+            raise CLIError(f"$WORLD_SIZE is {world_size} but {', '.join(missing)} not set; start the processes with "
+                           "torchrun --nproc_per_node=N -m tutorial_lib train ..., which sets them all")
+        return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), world_size
+    except ValueError:
+        shown = ", ".join(f"${name}={os.environ.get(name)!r}" for name in names if name in os.environ)
+        raise CLIError(f"the torchrun variables must be integers, got {shown}") from None
+
+
+def _distributed_device(text: str | None, local_rank: int) -> Any:
+    """The device of this process under torchrun: ``cuda:$LOCAL_RANK``, or the CPU.
+
+    Raises:
+        CLIError: for MPS, a GPU named by number (every process would take it), or more processes
+            on this machine than it has GPUs.
+    """
+    import torch
+
+    device = _device(text)
+    if device.type == "mps":
+        raise CLIError("distributed training (torchrun) runs on CUDA GPUs or the CPU, not on MPS; use --device cpu")
+    if device.type != "cuda":
+        return device
+    if device.index is not None:
+        raise CLIError(f"--device {device} under torchrun would put every process on that one GPU; give --device cuda "
+                       "(or leave it out): each process then takes the GPU numbered by its $LOCAL_RANK")
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        raise CLIError(f"torchrun started more processes on this machine than it has GPUs ({count}); use "
+                       f"--nproc_per_node={count} or fewer, or --device cpu")
+    return torch.device("cuda", local_rank)
+
+
+@contextlib.contextmanager
+def _process_group(device: Any, rank: int, world_size: int) -> Iterator[None]:
+    """Initialize ``torch.distributed`` for this process around a run, and destroy it afterwards.
+
+    One process (``world_size`` 1): nothing. Several: nccl for CUDA (PyTorch's backend for GPUs),
+    gloo for the CPU; the rendezvous address comes from torchrun's ``$MASTER_ADDR``/``$MASTER_PORT``.
+
+    Raises:
+        CLIError: if the backend is missing from this PyTorch build, or the processes cannot meet.
+    """
+    if world_size == 1:
+        yield
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise CLIError("this PyTorch build has no torch.distributed; train with one process (without torchrun)")
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if backend == "nccl" and not dist.is_nccl_available():
+        raise CLIError("this PyTorch build has no nccl backend for CUDA GPUs; use --device cpu (gloo), or a PyTorch "
+                       "build with CUDA for Linux")
+    if backend == "gloo" and not dist.is_gloo_available():
+        raise CLIError("this PyTorch build has no gloo backend for training on the CPU")
+    if backend == "nccl":
+        torch.cuda.set_device(device)
+    try:
+        dist.init_process_group(backend, rank=rank, world_size=world_size, device_id=device if backend == "nccl" else None)
+    except (RuntimeError, ValueError) as err:
+        raise CLIError(f"the {world_size} processes could not start their {backend} process group: "
+                       f"{' '.join(str(err).split())}") from None
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    """Resolve the recipe with the flags, train, evaluate every test split, write metrics.json.
+    """Resolve the recipe with the flags, then train (under torchrun: in a process group), test and report.
 
     Every check that needs no data runs first, so a mistyped flag costs no waiting.
+    """
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other: --resume continues the run in DIR, --overwrite replaces it")
+    recipe, config = _resolve(args)
+    rank, local_rank, world_size = _torchrun_position()
+    device = _device(args.device) if world_size == 1 else _distributed_device(args.device, local_rank)
+    with _process_group(device, rank, world_size):
+        return _train(args, recipe, config, device, rank, world_size)
+
+
+def _train(args: argparse.Namespace, recipe: dict[str, Any], config: Any, device: Any, rank: int, world_size: int) -> int:
+    """Train, evaluate every test split, write metrics.json; ``rank`` 0 alone handles the run folder.
+
+    The other processes of a distributed run load the data and train (``fit`` shares the work),
+    then return: rank 0 tests the model and reports.
     """
     from tutorial_lib.env import environment_report, seed_everything
     from tutorial_lib.recipes import build_run, recalibrated
     from tutorial_lib.train import evaluate, fit
 
-    if args.resume and args.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other: --resume continues the run in DIR, --overwrite replaces it")
-    recipe, config = _resolve(args)
-    device = _device(args.device)
     out = Path(args.out)
-    staging = _check_out(out, resume=args.resume, overwrite=args.overwrite)
+    lead = rank == 0
+    staging = _check_out(out, resume=args.resume, overwrite=args.overwrite) if lead else None
 
     try:
         seed = seed_everything(recipe["seed"])
@@ -830,12 +945,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(_flag_words(err)) from None
     # Loaded before training, so a missing test split is reported before the wait, not after it.
     test_data = {split: _load(args, split, data_options) for split in _test_splits(args.dataset)}
-    record = _run_record(config, len(train_data), device)
-    if args.resume:
+    record = _run_record(config, len(train_data), device, world_size)
+    if args.resume and lead:
         _check_resume(out, record)
 
-    created = not out.exists()
-    run_dir = _start_folder(out, staging)
+    created = lead and not out.exists()
+    run_dir = _start_folder(out, staging) if lead else out
     epochs = 0
     try:
         try:
@@ -846,6 +961,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 out.rmdir()  # a failed command leaves no empty folder behind
             raise CLIError(_fit_failure(err, config, out, staging, run_dir)) from None
         epochs = len(history)
+        if not lead:
+            return 130 if history.interrupted else 0
         if history.interrupted:
             print(f"interrupted: {_unfinished(out, staging, epochs)}", file=sys.stderr)
             return 130
@@ -866,7 +983,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "train_seconds": history.train_seconds,
         "eval_seconds": time.perf_counter() - start,
         "history": history.to_dict(),
-        "config": {"dataset": args.dataset, "recipe": args.recipe, **recipe, "device": str(next(model.parameters()).device)},
+        "config": {"dataset": args.dataset, "recipe": args.recipe, **recipe, "device": str(next(model.parameters()).device),
+                   "world_size": world_size},
         "environment": environment_report(),
         "command": ["python", "-m", "tutorial_lib", *(args.argv or [])],
     }

@@ -1120,6 +1120,7 @@ def batches(
     *,
     shuffle_seed: int | None = None,
     channels_last: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(images, labels)`` batches on ``device``: float images in [0, 1], int64 labels.
 
@@ -1137,12 +1138,21 @@ def batches(
             batch dropped so every step sees ``batch_size`` images (training; BatchNorm needs
             more than one image).
         channels_last: return images in the NHWC memory layout.
+        shard: ``(rank, world_size)``: yield only process ``rank``'s part of every batch, for
+            distributed data-parallel training. The batches are the same as without ``shard``
+            (same order, same ``batch_size``: the *global* batch); each is cut into ``world_size``
+            contiguous slices, and process ``rank`` gets slice ``rank``: items ``rank * b`` to
+            ``(rank + 1) * b - 1`` of the batch, ``b = batch_size / world_size``. So the processes'
+            slices of a step, put together in rank order, are exactly the batch one process would
+            see (a short last batch of evaluation is cut as evenly as ``Tensor.tensor_split`` cuts).
 
     Raises:
-        TypeError / ValueError: for a dataset that is not one, or a bad ``batch_size``.
+        TypeError / ValueError: for a dataset that is not one, a bad ``batch_size``, or a ``shard``
+            whose rank is outside ``[0, world_size)`` or whose ``world_size`` does not divide ``batch_size``.
     """
     check_dataset("data", data)
     batch_size = check_int("batch_size", batch_size, minimum=1)
+    rank, world_size = _check_shard(shard, batch_size)
     device = torch.device(device)
     n = len(data)
     if shuffle_seed is None:
@@ -1150,17 +1160,32 @@ def batches(
     else:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed))
         stop = max(1, n // batch_size) * batch_size if n >= batch_size else n
+    parts = [idx.tensor_split(world_size)[rank] if world_size > 1 else idx for idx in order[:stop].split(batch_size)]
     tensors = _tensor_view(data)
     if tensors is None:
-        loader = torch.utils.data.DataLoader(data, batch_size=batch_size, sampler=order[:stop].tolist(), num_workers=0)
+        loader = torch.utils.data.DataLoader(data, batch_sampler=[idx.tolist() for idx in parts], num_workers=0)
         chunks = iter(loader)
     else:
-        chunks = ((tensors[0][idx], tensors[1][idx]) for idx in order[:stop].split(batch_size))
+        chunks = ((tensors[0][idx], tensors[1][idx]) for idx in parts)
     for images, labels in chunks:
         images = to_float_images(images.to(device, non_blocking=True))
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         yield images, torch.as_tensor(labels).to(device=device, dtype=torch.long, non_blocking=True)
+
+
+def _check_shard(shard: tuple[int, int] | None, batch_size: int) -> tuple[int, int]:
+    """``(rank, world_size)`` of ``batches``' ``shard`` argument, checked; ``(0, 1)`` for ``None``."""
+    if shard is None:
+        return 0, 1
+    if not isinstance(shard, (tuple, list)) or len(shard) != 2:
+        raise TypeError(f"shard must be a (rank, world_size) pair, got {shard!r}")
+    world_size = check_int("shard world_size", shard[1], minimum=1)
+    rank = check_int("shard rank", shard[0], minimum=0, maximum=world_size - 1)
+    if batch_size % world_size:
+        raise ValueError(f"batch_size {batch_size} is not divisible by the world size {world_size}: each of the "
+                         f"{world_size} processes must get the same share of every batch; use a multiple of {world_size}")
+    return rank, world_size
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1266,7 +1291,8 @@ class Augment:
     """Random translation and zoom applied to whole batches on the training device.
 
     Each image gets its own shift and zoom, drawn from a generator seeded by ``fit`` from
-    ``(seed, epoch, step)``, and is resampled once with ``F.affine_grid`` + ``F.grid_sample``
+    ``(seed, epoch, step)`` (in a distributed run, every process draws for the whole global batch and
+    uses its own slice's draws: ``rows``), and is resampled once with ``F.affine_grid`` + ``F.grid_sample``
     (bilinear, reflection padding, so the photo background continues past the edge instead of a
     black border the network could learn to exploit).
 
@@ -1314,9 +1340,26 @@ class Augment:
         check_number("elastic", self.elastic, minimum=0.0, maximum=0.25)
         object.__setattr__(self, "scale", (low, high))
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Augment a batch ``(N, C, H, W)``; parameters come from the CPU ``generator``."""
+    def __call__(self, images: torch.Tensor, generator: torch.Generator, *, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Augment a batch ``(N, C, H, W)``; parameters come from the CPU ``generator``.
+
+        Args:
+            images: the batch.
+            generator: the source of every random draw.
+            rows: ``(start, total)`` when ``images`` is one process's slice of a distributed batch:
+                rows ``start`` to ``start + N - 1`` of a batch of ``total`` images (see
+                ``batches(shard=...)``). The parameters are drawn for all ``total`` images, in
+                the same order as for the whole batch, and only this slice's are used, so the
+                processes' slices together are augmented exactly as the whole batch is in one
+                process. Drawing parameters (a few numbers per image) for the whole batch costs
+                next to nothing; resampling is per image and is done for the slice only.
+        """
         n = images.shape[0]
+        start, total = (0, n) if rows is None else rows
+        if rows is not None and not 0 <= start <= total - n:
+            raise ValueError(f"rows=(start, total) must place the {n} images inside the batch, got {rows}")
+        keep = slice(start, start + n)
+        n = total  # draw for the whole batch, in its order; use this slice's draws
         shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * self.max_shift * 2  # grid spans [-1, 1]
         low, high = math.log(self.scale[0]), math.log(self.scale[1])
         zoom = torch.exp(low + (high - low) * torch.rand(n, generator=generator))
@@ -1332,10 +1375,10 @@ class Augment:
         if self.flip:  # drawn last, so that flip=False leaves the other draws unchanged
             mirrored = torch.rand(n, generator=generator) < 0.5
             theta[mirrored, :, 0] *= -1  # output x -> input -x: a left-right mirror
-        theta = theta.to(device=images.device, dtype=images.dtype)
+        theta = theta[keep].to(device=images.device, dtype=images.dtype)
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         if self.elastic > 0:  # drawn after the flips, so elastic=0 leaves the other draws unchanged
-            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1) * self.elastic * 2
+            control = (torch.rand(n, 2, _ELASTIC_GRID, _ELASTIC_GRID, generator=generator) * 2 - 1)[keep] * self.elastic * 2
             field = F.interpolate(control.to(device=images.device, dtype=images.dtype), size=images.shape[-2:],
                                   mode="bicubic", align_corners=True)
             field = field.clamp(-2 * self.elastic, 2 * self.elastic)  # bicubic can overshoot its control values

@@ -41,6 +41,7 @@ __all__ = [
     "FrozenBatchNorm2d",
     "NormFactory",
     "SkipInit",
+    "SyncBatchNorm",
     "batch_norm_layers",
     "get_norm_layer",
     "group_count",
@@ -50,6 +51,7 @@ __all__ = [
     "randomize_norm",
     "recalibrate_bn",
     "residual_norm",
+    "synchronize_batch_norm",
 ]
 
 NormFactory = Callable[[int], nn.Module]
@@ -281,6 +283,166 @@ class FrozenBatchNorm2d(nn.Module):
 
 BATCH_NORM_TYPES: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, BatchNorm2d)
 """Layers that normalize with batch statistics in training mode (torch's, SyncBatchNorm, ours)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# BatchNorm across processes (distributed training)
+# --------------------------------------------------------------------------------------------------
+
+
+class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics cover the images of every process: SyncBN on the CPU.
+
+    Under ``DistributedDataParallel`` each process sees only its shard of the global batch, so a
+    plain BatchNorm normalizes with the statistics of ``batch_size / world_size`` images: another,
+    noisier computation than one process on the whole batch. Synchronized BatchNorm computes the
+    mean and variance over the whole global batch (Peng et al. 2018, "MegDet", section 3.3,
+    "Cross-GPU Batch Normalization"), so N processes compute what one process does.
+
+    ``torch.nn.SyncBatchNorm`` does this on GPUs, but not on the CPU: its kernels
+    (``torch.batch_norm_stats`` and the rest) exist for GPUs only, its forward raises
+    ``ValueError`` for a CPU tensor, and ``DistributedDataParallel`` refuses it in a CPU model.
+    This layer is the same computation for the CPU (gloo), so that distributed training, SyncBN
+    included, can be run and tested on a laptop; :func:`synchronize_batch_norm` uses torch's layer on
+    CUDA and this one elsewhere. As in torch's layer, each process computes its shard's mean and
+    biased variance (``torch.var_mean``, two-pass), every process gathers all of them with their
+    counts (PyTorch's differentiable ``all_gather_single_autograd``, whose backward sums every
+    process's gradient, as torch's SyncBatchNorm backward does), and each combines them exactly
+    (the pairwise update of Chan, Golub & LeVeque 1979): ``mean = sum(n_r m_r) / N`` and
+    ``var = sum(n_r (v_r + (m_r - mean)^2)) / N``. Running statistics are updated as
+    ``torch.nn.BatchNorm2d`` updates them (unbiased variance ``var * N / (N - 1)``).
+
+    Outside training, without an initialized process group, or in a group of one, it computes
+    exactly what ``torch.nn.BatchNorm2d`` computes (the state_dict keys are the same too).
+
+    Args:
+        num_features: Channels ``C`` of the input ``(N, C, *)``.
+        eps: Added to the variance before the square root.
+        momentum: Weight of the new batch in the running averages, or ``None`` for the cumulative average.
+        affine: Learn ``weight`` and ``bias``.
+        track_running_stats: Keep running statistics and use them in eval mode.
+        process_group: The processes to synchronize over (default: all of them).
+        device: Device of the parameters and buffers.
+        dtype: Floating dtype of the parameters and buffers.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group: Any = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (N, C, *), got {input.dim()}D input")
+
+    @classmethod
+    def from_batch_norm(cls, layer: nn.modules.batchnorm._BatchNorm, process_group: Any = None) -> SyncBatchNorm:
+        """A ``SyncBatchNorm`` that *shares* ``layer``'s parameters and buffers (no copy), as
+        ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` does: the optimizer, a checkpoint and
+        ``layer`` itself see every update."""
+        if not isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            raise TypeError(f"layer must be a torch BatchNorm layer, got {type(layer).__name__}")
+        sync = cls(layer.num_features, layer.eps, layer.momentum, layer.affine, layer.track_running_stats, process_group)
+        if layer.affine:
+            sync.weight, sync.bias = layer.weight, layer.bias
+        sync.running_mean, sync.running_var = layer.running_mean, layer.running_var
+        sync.num_batches_tracked = layer.num_batches_tracked
+        sync.train(layer.training)
+        return sync
+
+    def _world_size(self) -> int:
+        """Processes to gather from: more than 1 only in training, inside an initialized process group."""
+        if not self.training or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+            return 1
+        return torch.distributed.get_world_size(self.process_group)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if self._world_size() == 1:
+            return super().forward(input)  # torch's BatchNorm
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)  # cumulative moving average
+        from torch.distributed import _functional_collectives as collectives
+
+        c = self.num_features
+        x = input.float()  # statistics in float32, also under bfloat16 autocast
+        dims = [0, *range(2, x.dim())]
+        var, mean = torch.var_mean(x, dim=dims, correction=0)
+        count = torch.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
+        group = self.process_group or torch.distributed.group.WORLD
+        # all_gather_single_autograd is the newer name of all_gather_tensor_autograd (older PyTorch has only that).
+        gather = getattr(collectives, "all_gather_single_autograd", None) or collectives.all_gather_tensor_autograd
+        stats = collectives.wait_tensor(gather(torch.cat([mean, var, count]).unsqueeze(0), 0, group))  # (world_size, 2C + 1)
+        means, variances, counts = stats[:, :c], stats[:, c : 2 * c], stats[:, 2 * c :]
+        total = counts.sum()
+        mean = (counts * means).sum(0) / total
+        var = (counts * (variances + (means - mean) ** 2)).sum(0) / total
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.running_mean.mul_(1.0 - factor).add_(mean, alpha=factor)
+                self.running_var.mul_(1.0 - factor).add_(var * (total / (total - 1)), alpha=factor)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(input.dtype)
+
+
+def synchronize_batch_norm(model: nn.Module, device: torch.device | str) -> Callable[[], None]:
+    """Replace every torch BatchNorm layer of ``model`` by a synchronized one, in place; return the undo.
+
+    On CUDA the replacement is ``torch.nn.SyncBatchNorm`` (torch's own kernels); on the CPU it is
+    :class:`SyncBatchNorm` (torch's does not run there). Each replacement shares its layer's
+    parameters and buffers, so the state_dict keeps its keys and values, an optimizer built before
+    or after works alike, and the undo (calling the returned function) puts the original layers
+    back holding every update made meanwhile. ``tutorial_lib.train.fit(sync_bn=True)`` converts
+    before wrapping the model in ``DistributedDataParallel`` and undoes it when training ends,
+    so the model it returns is the plain model it was given.
+
+    Args:
+        model: A network with ``torch.nn.BatchNorm*d`` layers (e.g. built with ``norm="batch"``).
+        device: Where the model trains.
+
+    Returns:
+        A function without arguments that restores the original layers.
+
+    Raises:
+        TypeError: If ``model`` is not an ``nn.Module``.
+        ValueError: If ``model`` has no torch BatchNorm layer, or has a from-scratch :class:`BatchNorm2d`,
+            which cannot be synchronized.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    scratch = [name for name, m in model.named_modules() if isinstance(m, BatchNorm2d)]
+    if scratch:
+        raise ValueError(f"the layer {scratch[0]!r} is tutorial_lib.norm.BatchNorm2d (written from scratch), which cannot be "
+                         "synchronized across processes; build the model with norm='batch' (torch.nn.BatchNorm2d)")
+    batch_norm = nn.modules.batchnorm._BatchNorm
+    swapped = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+               if isinstance(child, batch_norm) and not isinstance(child, (nn.SyncBatchNorm, SyncBatchNorm))]
+    if not swapped:
+        raise ValueError("the model has no torch BatchNorm layer to synchronize (sync_bn applies to norm='batch' models)")
+    convert = nn.SyncBatchNorm.convert_sync_batchnorm if torch.device(device).type == "cuda" else SyncBatchNorm.from_batch_norm
+    for parent, name, child in swapped:
+        setattr(parent, name, convert(child))
+
+    def undo() -> None:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+    return undo
 
 
 # --------------------------------------------------------------------------------------------------

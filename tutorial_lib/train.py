@@ -6,7 +6,7 @@ meant to be read: one screen of plain PyTorch (forward, loss, backward, optimize
 step), with everything around it (optimizer and schedule construction, checkpoints) factored into
 small helpers below it; batching and augmentation live in ``tutorial_lib.data``.
 
-Three promises, each tested in ``tests/test_train.py``:
+Four promises, the first three tested in ``tests/test_train.py``, the fourth in ``tests/test_distributed.py``:
 
 * **Reproducible.** Shuffling and augmentation draw from ``torch.Generator`` objects seeded from
   ``(seed, stream, epoch)`` and ``(seed, stream, epoch, step)`` (``derive_seed`` and the ``STREAM_*``
@@ -19,6 +19,19 @@ Three promises, each tested in ``tests/test_train.py``:
   run.
 * **Loud.** A NaN or infinite loss stops training at once with a ``FloatingPointError`` that says what
   to try, instead of silently producing a useless model.
+* **Distributed, with the same result.** Called inside an initialized ``torch.distributed`` process
+  group (``torchrun --nproc_per_node=N``, one process per device: the command line sets it up), ``fit``
+  trains with PyTorch's ``DistributedDataParallel``, which averages the gradients; nothing here
+  communicates gradients by hand. ``batch_size`` stays the *global* batch: every epoch's order is the
+  permutation one process would use, each global batch is cut into ``world_size`` contiguous slices
+  of ``batch_size / world_size`` images (``tutorial_lib.data.batches(shard=...)``), and augmentation
+  draws its parameters for the whole global batch and applies this process's slice of them
+  (``Augment(rows=...)``), so the processes' slices together are exactly the one-process batch, and
+  optimizer steps match one for one. With ``sync_bn=True`` BatchNorm normalizes over the whole
+  global batch as well, and N processes compute what one computes, up to float rounding (sums in
+  another order; ``tests/test_distributed.py`` measures it). Only rank 0 writes the checkpoint and
+  shows progress; epoch metrics are sums over all processes; a resume must use the same world size.
+  Without a process group nothing of this runs, and ``fit`` computes bit for bit what it always did.
 """
 
 from __future__ import annotations
@@ -43,13 +56,21 @@ from tqdm.auto import tqdm
 from tutorial_lib._validate import check_bool, check_choice, check_int, check_number, suggest
 from tutorial_lib.data import Augment, as_augment, batches, check_dataset, to_float_images
 from tutorial_lib.env import choose_device
-from tutorial_lib.multiscale import ProgressiveResolution, RandomResolution, Resized, check_sizes, resize_batch
+from tutorial_lib.multiscale import (
+    PerScaleBatchNorm2d,
+    ProgressiveResolution,
+    RandomResolution,
+    Resized,
+    check_sizes,
+    resize_batch,
+)
+from tutorial_lib.norm import synchronize_batch_norm
 
 __all__ = [
     "BREAKDOWNS", "CHECKPOINT_NAME", "DEFAULT_WARMUP", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_MILESTONES",
-    "STREAM_AUGMENT", "STREAM_RANGE_TEST", "STREAM_SHUFFLE", "STREAM_TORCH", "FitConfig", "History", "derive_seed",
-    "evaluate", "fit", "gradient_norms", "load_checkpoint", "make_optimizer", "param_groups", "run_record", "schedule_factor",
-    "uses_channels_last", "validation_size",
+    "STREAM_AUGMENT", "STREAM_RANGE_TEST", "STREAM_SHUFFLE", "STREAM_TORCH", "FitConfig", "History", "checkpoint_record",
+    "derive_seed", "evaluate", "fit", "gradient_norms", "load_checkpoint", "make_optimizer", "param_groups", "run_record",
+    "schedule_factor", "uses_channels_last", "validation_size",
 ]
 
 #: Optimizers ``fit`` knows, by name.
@@ -208,7 +229,11 @@ class FitConfig:
     Attributes:
         epochs: number of passes over the training data. The last incomplete batch of each epoch is
             dropped (BatchNorm needs more than one sample).
-        batch_size: images per optimizer step.
+        batch_size: images per optimizer step: the *global* batch. Under ``torch.distributed`` each of
+            the ``world_size`` processes takes ``batch_size / world_size`` of them (it must divide), so
+            a run's optimizer steps, learning rate and schedule are the same with any number of
+            processes. The linear scaling rule (Goyal et al. 2017, section 2.1: multiply the learning
+            rate by k when the batch grows k times) applies when the global batch grows; here it does not.
         optimizer: ``"adamw"`` (Loshchilov & Hutter, 2019) or ``"sgd"`` (Nesterov momentum).
         lr: peak learning rate.
         weight_decay: decoupled weight decay, applied to weights only, not to biases and
@@ -240,12 +265,20 @@ class FitConfig:
             range, so unlike float16 no loss scaling is needed); ``"auto"``: ``"bf16"`` where the
             device runs it natively (``tutorial_lib.env.supports_bf16``), else ``"fp32"``
             (``benchmarks/bench_precision.py`` measures the step time of both).
+        sync_bn: under ``torch.distributed``, synchronize BatchNorm across the processes: each BatchNorm
+            layer normalizes with the statistics of the whole global batch, as in one process, instead
+            of its own process's ``batch_size / world_size`` images (Peng et al. 2018, "MegDet", sec 3.3;
+            ``tutorial_lib.norm.synchronize_batch_norm``, undone when ``fit`` returns). Without a
+            process group it has no effect, and is not an error: one process's BatchNorm already sees
+            the whole batch, which is what synchronization reproduces, so one setting serves both
+            (the checkpoint still records it, and a resume must repeat it).
         seed: seeds shuffling, augmentation and torch's global generator, each from its own stream
             (``STREAM_*``). Initialise the model before calling ``fit`` (e.g. after ``seed_everything``).
+            Every process of a distributed run uses the same seed.
     """
 
     epochs: int = field(metadata={"help": "training epochs"})
-    batch_size: int = _setting(128, "images per optimizer step")
+    batch_size: int = _setting(128, "images per optimizer step: the global batch, split evenly over the processes of a torchrun")
     optimizer: str = _setting("adamw", "optimizer", OPTIMIZERS)
     lr: float = _setting(3e-3, "peak learning rate")
     weight_decay: float = _setting(5e-4, "weight decay (weights only, not biases and norm parameters)")
@@ -260,6 +293,8 @@ class FitConfig:
     progressive: bool = _setting(False, "go through the train sizes from small to large instead of drawing")
     channels_last: bool = _setting(False, "NHWC memory layout for weights and batches")
     precision: str = _setting("fp32", "training arithmetic: bf16 is mixed precision, auto is bf16 where the hardware runs it natively", PRECISIONS)
+    sync_bn: bool = _setting(False, "under torchrun, BatchNorm statistics over the whole global batch (SyncBatchNorm); "
+                             "no effect in one process")
     seed: int = _setting(0, "random seed")
 
     def __post_init__(self) -> None:
@@ -285,6 +320,7 @@ class FitConfig:
             raise ValueError("progressive=True needs at least two train_sizes, e.g. train_sizes=(32, 48, 64)")
         check_bool("channels_last", self.channels_last)
         check_choice("precision", self.precision, PRECISIONS)
+        check_bool("sync_bn", self.sync_bn)
         check_int("seed", self.seed, minimum=0)
 
     @classmethod
@@ -328,9 +364,22 @@ class _Plan:
     total_steps: int
     warmup_steps: int
     precision: str  # "fp32" or "bf16", "auto" resolved
+    world_size: int  # processes of torch.distributed (1 without a process group)
 
 
-def _plan(config: FitConfig, num_items: int, device: torch.device) -> _Plan:
+def _plan(config: FitConfig, num_items: int, device: torch.device, world_size: int = 1) -> _Plan:
+    if world_size > 1:
+        if num_items < world_size:
+            raise ValueError(f"the world size {world_size} is larger than the dataset ({num_items} images): every process "
+                             "needs images of its own in every step; start fewer processes or use more data")
+        if config.batch_size % world_size:
+            multiple = -(-config.batch_size // world_size) * world_size
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the world size {world_size}: batch_size is "
+                             f"the global batch, split evenly over the processes; use a multiple of {world_size}, e.g. "
+                             f"batch_size={multiple}")
+        if num_items < config.batch_size:
+            raise ValueError(f"the dataset has {num_items} images, fewer than one global batch (batch_size="
+                             f"{config.batch_size}) to split over {world_size} processes; lower batch_size")
     steps_per_epoch = max(1, num_items // config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     if config.warmup_steps is not None:
@@ -344,7 +393,7 @@ def _plan(config: FitConfig, num_items: int, device: torch.device) -> _Plan:
             f"warm-up ({warmup_steps} steps) must be shorter than training ({total_steps} steps); "
             "lower warmup_epochs/warmup_steps or raise epochs"
         )
-    return _Plan(num_items, steps_per_epoch, total_steps, warmup_steps, _resolve_precision(config.precision, device))
+    return _Plan(num_items, steps_per_epoch, total_steps, warmup_steps, _resolve_precision(config.precision, device), world_size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -383,19 +432,29 @@ def fit(
         resume: continue from ``out_dir/checkpoint.pt``; every setting must match the run that
             wrote it, so the result equals an uninterrupted run.
         device: where to train; ``None`` picks cuda > mps > cpu (see ``tutorial_lib.env.choose_device``).
-        progress: show a ``tqdm.auto`` progress bar with the running loss and accuracy.
-        on_epoch_end: called with each finished epoch's record (after validation and the checkpoint).
-            An exception it raises stops training and propagates (``tutorial_lib.tuning.search``
-            raises ``optuna.TrialPruned`` this way to stop a bad trial early).
+            Inside a ``torch.distributed`` process group, ``"cuda"`` (or ``None`` on a GPU machine)
+            means this process's GPU, ``cuda:$LOCAL_RANK`` (torchrun sets it), else the current one.
+        progress: show a ``tqdm.auto`` progress bar with the running loss and accuracy (on rank 0
+            only, for its slice of the batches, in a distributed run; the epoch lines are global).
+        on_epoch_end: called with each finished epoch's record (after validation and the checkpoint),
+            on every process of a distributed run. An exception it raises stops training and
+            propagates (``tutorial_lib.tuning.search`` raises ``optuna.TrialPruned`` this way to stop a
+            bad trial early); ``KeyboardInterrupt`` stops it as Ctrl-C does.
         **settings: any ``FitConfig`` field (``epochs``, ``lr``, ``batch_size``, ...), replacing the
             value in ``config``. ``FitConfig``'s docstring describes each one.
 
     Returns:
         The ``History``; ``history.interrupted`` is ``True`` if Ctrl-C stopped the run (the last
-        complete checkpoint is kept, the model keeps its mid-epoch weights).
+        complete checkpoint is kept, the model keeps its mid-epoch weights). In a distributed run
+        every process returns the same history and, at each epoch end, holds the same model: rank
+        0's, the one its checkpoint stores (plain, without ``DistributedDataParallel``'s
+        ``module.`` prefix, so it loads into the model alone).
 
     Raises:
-        ValueError / TypeError: for invalid settings (the message says which and what to use).
+        ValueError / TypeError: for invalid settings (the message says which and what to use); in a
+            distributed run also for a ``batch_size`` the world size does not divide, a dataset smaller
+            than one global batch, a world size larger than the dataset, an nccl process group with
+            a device that is not CUDA, or a resume with another world size than the checkpoint's.
         FileNotFoundError: if ``resume=True`` and there is no checkpoint to resume from.
         FloatingPointError: if the loss becomes NaN or infinite.
     """
@@ -408,8 +467,9 @@ def fit(
     check_bool("resume", resume)
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the run folder that holds checkpoint.pt")
-    device = choose_device(device)
-    plan = _plan(config, len(train_data), device)
+    rank, world_size = _rank_and_world_size()
+    device = _training_device(device)
+    plan = _plan(config, len(train_data), device, world_size)
     amp_dtype = torch.bfloat16 if plan.precision == "bf16" else None
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
     opt = make_optimizer(model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
@@ -418,6 +478,8 @@ def fit(
     ckpt_path = None if out_dir is None else Path(out_dir) / CHECKPOINT_NAME
     history, start_epoch = History(precision=plan.precision), 0
     if resume:
+        if world_size > 1:
+            torch.distributed.barrier()  # rank 0 may still be writing the checkpoint of a fit just ended
         history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, _run_record(config, plan), device)
     else:
         torch.manual_seed(derive_seed(config.seed, STREAM_TORCH))
@@ -426,32 +488,42 @@ def fit(
     # twice as large as any it has learned (notebook 07's scale gap), and scores near chance.
     val_model = model if resolution is None else Resized(model, validation_size(config.train_sizes, config.progressive))
     was_training, steps, epochs, seed = model.training, plan.steps_per_epoch, config.epochs, config.seed
+    # One process trains `net`, the model itself. Several: `net` is the model wrapped in DDP, and
+    # each process takes its slice of every global batch (`shard`), whose augmentation parameters
+    # are the slice `rows` of the whole batch's draws.
+    net, shard, rows, undo_sync_bn = model, None, None, None
     # Redraw the bar at most twice a second: in Jupyter every redraw is a widget message, and a
     # cell that floods the output channel with thousands of them can lose its last messages.
-    bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress,
+    bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress or rank != 0,
                mininterval=0.5)
     try:
+        if world_size > 1:
+            # SyncBN goes in before DDP wraps the model, as PyTorch's SyncBatchNorm documentation says.
+            undo_sync_bn = synchronize_batch_norm(model, device) if config.sync_bn else None
+            net, shard, rows = _data_parallel(model, device), (rank, world_size), (rank * config.batch_size // world_size,
+                                                                                  config.batch_size)
         for epoch in range(start_epoch, epochs):
             model.train()
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
             order_seed = derive_seed(seed, STREAM_SHUFFLE, epoch)
             for step, (images, labels) in enumerate(batches(train_data, config.batch_size, device, shuffle_seed=order_seed,
-                                                            channels_last=config.channels_last)):
+                                                            channels_last=config.channels_last, shard=shard)):
                 # Resize first, then augment at the resolution the network sees: a 64-px batch
                 # shrunk to 32 px has 4x fewer pixels to resample.
                 if resolution is not None:
                     images = resize_batch(images, resolution(epoch * steps + step))
                 if config.augment is not None:
-                    images = config.augment(images, torch.Generator().manual_seed(derive_seed(seed, STREAM_AUGMENT, epoch, step)))
+                    images = config.augment(images, torch.Generator().manual_seed(derive_seed(seed, STREAM_AUGMENT, epoch, step)),
+                                            rows=rows)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    logits = model(images)
+                    logits = net(images)
                     loss = loss_fn(logits, labels)
                 # .item() waits for the device; the NaN check and the running mean need the value.
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(_nonfinite_message(loss_value, epoch, step, config.lr, config.grad_clip))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # under DDP, this also averages the gradients over the processes
                 if config.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 history.step_lr.append(opt.param_groups[0]["lr"])
@@ -463,22 +535,36 @@ def fit(
                 seen += len(labels)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", refresh=False)
                 bar.update()
+            if world_size > 1:
+                # Global metrics: one all-reduce per epoch of this process's sums and of its step
+                # losses (each the mean over an equal slice, so their mean is the global batch's).
+                totals = _sum_over_processes([loss_sum, correct, seen, *history.step_loss[-steps:]], device)
+                loss_sum, correct, seen = totals[:3]
+                history.step_loss[-steps:] = [value / world_size for value in totals[3:]]
+                _broadcast_buffers(model)
             record = _epoch_record(epoch, history.step_lr[-1], loss_sum / seen, correct / seen, time.perf_counter() - start)
-            if val_data is not None:
+            if val_data is not None:  # in every process, the same model on all of val_data: the same record
                 val = evaluate(val_model, val_data, batch_size=max(config.batch_size, 256))
                 record.update(val_loss=val["loss"], val_acc=val["accuracy"])
             history.epochs.append(record)
-            if ckpt_path is not None:
+            if ckpt_path is not None and rank == 0:
                 _save_checkpoint(ckpt_path, model, opt, sched, history, _run_record(config, plan))
-            if progress:
+            if progress and rank == 0:
                 bar.write(_format_record(record, epochs))
             if on_epoch_end is not None:
                 on_epoch_end(dict(record))
     except KeyboardInterrupt:
         history.interrupted = True
-        bar.write(f"interrupted during epoch {len(history) + 1}; the checkpoint keeps epoch {len(history)}")
+        if rank == 0:
+            bar.write(f"interrupted during epoch {len(history) + 1}; the checkpoint keeps epoch {len(history)}")
     finally:
         bar.close()
+        if net is not model:
+            # DDP's gradient hooks would stay on the parameters until the wrapper is garbage-collected
+            # (pytorch/pytorch#96490): a later fit of the same model must not reach them.
+            net._remove_autograd_hooks()
+        if undo_sync_bn is not None:
+            undo_sync_bn()
         model.train(was_training)
     return history
 
@@ -498,14 +584,102 @@ def derive_seed(seed: int, *keys: int) -> int:
     return int(state) >> 1
 
 
+# --------------------------------------------------------------------------------------------------
+# Distributed training: what fit adds inside a torch.distributed process group
+# --------------------------------------------------------------------------------------------------
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process; ``(0, 1)`` outside an initialized process group."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _training_device(device: str | torch.device | None) -> torch.device:
+    """``choose_device``, and inside a process group the device this process owns.
+
+    Raises:
+        ValueError: for an nccl process group with a device that is not CUDA (nccl communicates
+            between CUDA GPUs only), or MPS in a group (no collective backend runs on it).
+    """
+    device = choose_device(device)
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return device
+    backend = torch.distributed.get_backend()
+    if backend == "nccl" and device.type != "cuda":
+        raise ValueError(f"the process group uses the nccl backend, which communicates between CUDA GPUs only, but fit "
+                         f"trains on {device}; train on a GPU (device='cuda'), or initialize the process group with "
+                         "backend='gloo' to train on the CPU")
+    if device.type == "mps":
+        raise ValueError("distributed training runs on CUDA GPUs (nccl) or the CPU (gloo), not on MPS; use device='cpu'")
+    if device.type == "cuda" and device.index is None:
+        # One process per GPU: torchrun numbers the processes of a machine with $LOCAL_RANK.
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+    return device
+
+
+def _data_parallel(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` wrapped in ``DistributedDataParallel``, which averages the gradients during backward.
+
+    DDP copies rank 0's parameters and buffers to every process when it is built, and rank 0's
+    buffers (BatchNorm statistics) again before every forward pass (``broadcast_buffers=True``).
+    Per-scale BatchNorm uses one of its layers per step; DDP must be told that some parameters may
+    get no gradient (``find_unused_parameters``), or it stops with an error at the next step.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    unused = any(isinstance(m, PerScaleBatchNorm2d) for m in model.modules())
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused)
+
+
+def _sum_over_processes(values: Sequence[float], device: torch.device) -> list[float]:
+    """Each value summed over the processes (one all-reduce, in float64 so counts stay exact)."""
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(totals)
+    return totals.tolist()
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    """Give every process rank 0's buffers, so that each holds the model rank 0 checkpoints.
+
+    Without SyncBN every process updates BatchNorm's running statistics from its own slice, and DDP
+    copies rank 0's to the others only at the start of the next forward pass; after an epoch's last
+    step they differ. Copied now, validation gives the same result in every process, and the model
+    ``fit`` returns is the same everywhere (DDP would have copied them at the next step anyway).
+    """
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer, src=0)
+
+
+# A checkpoint records the settings of its run; one written before a setting existed ran with the
+# setting's neutral value, listed here so that it can still be resumed.
+_RECORD_DEFAULTS = {"sync_bn": False, "world_size": 1}
+
+
 def _run_record(config: FitConfig, plan: _Plan) -> dict[str, Any]:
     """What a checkpoint stores about its run, and what ``resume`` requires to be equal: every
-    setting, plus the dataset size and the precision actually used."""
+    setting, plus the dataset size, the precision actually used and the number of processes."""
     return {**config.to_dict(), "train_size": plan.train_size, "precision": plan.precision,
-            "warmup_steps": plan.warmup_steps}
+            "warmup_steps": plan.warmup_steps, "world_size": plan.world_size}
 
 
-def run_record(config: FitConfig, train_size: int, device: torch.device | str) -> dict[str, Any]:
+def checkpoint_record(state: dict[str, Any]) -> dict[str, Any]:
+    """The run record a checkpoint holds (``load_checkpoint(...)``), as ``run_record`` gives it now.
+
+    A checkpoint written before a setting existed (``sync_bn``, ``world_size``) gets the value its
+    run used, so it can be resumed.
+
+    Raises:
+        TypeError: if ``state`` is not a checkpoint dict.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise TypeError("state must be the dict load_checkpoint returns")
+    return {**_RECORD_DEFAULTS, **state["config"]}
+
+
+def run_record(config: FitConfig, train_size: int, device: torch.device | str, world_size: int = 1) -> dict[str, Any]:
     """What ``fit`` will store in the checkpoint about this run, and what ``resume`` compares.
 
     Lets a caller (the command line) refuse a resume with other settings, or a warm-up longer than
@@ -515,15 +689,17 @@ def run_record(config: FitConfig, train_size: int, device: torch.device | str) -
         config: the run's settings.
         train_size: the number of training images.
         device: where the run trains (``"auto"`` precision resolves differently on each).
+        world_size: the number of processes that will train together (``torchrun --nproc_per_node``).
 
     Raises:
-        ValueError: what ``fit`` would raise for this config on this dataset size and device.
+        ValueError: what ``fit`` would raise for this config on this dataset size, device and world size.
     """
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, got {type(config).__name__}")
     check_int("train_size", train_size, minimum=1)
+    world_size = check_int("world_size", world_size, minimum=1)
     device = torch.device(device)
-    return _run_record(config, _plan(config, train_size, device))
+    return _run_record(config, _plan(config, train_size, device, world_size))
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
@@ -756,12 +932,13 @@ def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optim
     if state.get("format") != 2:
         raise ValueError(f"{path} was written by an older version of fit (format {state.get('format')}); "
                          "start a new run folder without resume")
-    saved = state["config"]
+    saved = checkpoint_record(state)
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {config[k]!r}" for k in config if saved.get(k) != config[k]]
     if diff:
+        processes = " (world_size is the number of processes: resume with as many)" if saved.get("world_size") != config["world_size"] else ""
         raise ValueError(
             "cannot resume exactly: settings differ from the run that wrote the checkpoint ("
-            + "; ".join(diff) + "). Pass the same settings, or start a new run folder without resume."
+            + "; ".join(diff) + f"){processes}. Pass the same settings, or start a new run folder without resume."
         )
     try:
         model.load_state_dict(state["model"])
