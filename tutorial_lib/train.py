@@ -562,7 +562,10 @@ def fit(
         if net is not model:
             # DDP's gradient hooks would stay on the parameters until the wrapper is garbage-collected
             # (pytorch/pytorch#96490): a later fit of the same model must not reach them.
-            net._remove_autograd_hooks()
+            # The method is private; where a PyTorch lacks it, dropping the wrapper below has to do.
+            remove = getattr(net, "_remove_autograd_hooks", None)
+            if remove is not None:
+                remove()
         if undo_sync_bn is not None:
             undo_sync_bn()
         model.train(was_training)
