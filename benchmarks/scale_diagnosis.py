@@ -39,7 +39,10 @@ For every seed and every global pooling (``model.pool``: avg, max, gem) this scr
 The verdict (last line) compares, on ``test-small`` and averaged over seeds: the gap from the
 recipe's evaluation to the oracle crop; the part of it closed by the best single size with average
 pooling (resolution); the part closed by the recipe's evaluation with the best other pooling
-(pooling). A suspect is convicted when it closes at least half of the gap. The best single size is
+(pooling); and the part closed by the best single size under the best other pooling (both
+together: more pixels help only if the pooling does not average the enlarged digit away). A suspect
+is convicted when it closes at least half of the gap; both together when neither alone does but the
+combination does. ``--summarize FILE`` recomputes the summary and verdict of a stored file. The best single size is
 chosen on the test split itself: this is a diagnosis, not a model selection.
 
 Writes one JSON (default ``benchmarks/results/scale_diagnosis.json``, rewritten after every run) with
@@ -357,6 +360,14 @@ def verdict(summary: dict[str, dict[str, dict[str, list[float]]]]) -> str:
         closed.append(f"{best_pool} pooling closes {pooling:.0%}")
         if pooling >= 0.5:
             convicted.append("pooling")
+        # The two suspects can act together: more pixels only help if the pooling does not average
+        # the enlarged digit away. The best single size under the best other pooling measures that.
+        pool_size = {pool: max((n for n in small[pool] if n.startswith("single")), key=lambda n: small[pool][n][0]) for pool in others}
+        together_pool = max(others, key=lambda pool: small[pool][pool_size[pool]][0])
+        together = (small[together_pool][pool_size[together_pool]][0] - tta) / gap
+        closed.append(f"{together_pool} pooling at {pool_size[together_pool]} closes {together:.0%}")
+        if together >= 0.5 and not convicted:
+            convicted.append(f"both together ({together_pool} pooling with more pixels)")
     name = " and ".join(convicted) if convicted else "neither suspect alone"
     return f"verdict: {name} ({facts}; {', '.join(closed)})"
 
@@ -387,7 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's, 3)")
     parser.add_argument("--num-test", type=int, default=DEFAULT_NUM_SAMPLES["test"], help="images per test split (default: all)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the JSON file to write")
+    parser.add_argument("--summarize", type=Path, default=None, metavar="JSON",
+                        help="train nothing: recompute the summary and verdict of a stored results file, and rewrite it")
     args = parser.parse_args(argv)
+    if args.summarize is not None:
+        results = json.loads(args.summarize.read_text())
+        pools = list(dict.fromkeys(r["pool"] for r in results["runs"]))
+        results["summary"] = summarize(results["runs"], pools)
+        results["verdict"] = verdict(results["summary"])
+        _write(args.summarize, results)
+        print_summary(results["summary"], results["runs"])
+        print(results["verdict"])
+        return 0
     argv = sys.argv[1:] if argv is None else argv
     threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
 
