@@ -28,7 +28,7 @@
 #
 # **Prerequisites.** Notebooks 02-04 (residual blocks, bottlenecks, ResNet-101 and its `norm` option).
 #
-# **Run time:** about 3 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# **Run time:** about 2 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 # Eleven short trainings take most of it.
 #
 # **On Colab:** open the notebook from GitHub in Colab (the README's "Colab" section says how); the

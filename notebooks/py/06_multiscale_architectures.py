@@ -22,7 +22,7 @@
 # **Prerequisites.** Notebooks 01 (receptive fields), 03 (the bottleneck), 04 (ResNet-101, its stages
 # and `stage_shapes`) and 05 (`fit` and `evaluate`).
 #
-# **Run time:** about 3 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# **Run time:** about 2 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 # Two trainings take most of it.
 #
 # **On Colab:** open the notebook from GitHub in Colab (the README's "Colab" section says how); the

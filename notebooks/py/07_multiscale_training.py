@@ -26,7 +26,7 @@
 # **Prerequisites.** Notebooks 00 (the dataset and its splits), 02 (`fit`), 05 (BatchNorm, its running
 # statistics and `recalibrate_bn`) and 06 (object scale and receptive fields).
 #
-# **Run time:** about 7 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# **Run time:** about 6 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 # Two short trainings and evaluations at five resolutions take most of it; the full-budget
 # table is read from a results file.
 #
