@@ -27,7 +27,7 @@
 #
 # **On Colab:** open the notebook from GitHub in Colab (the README's "Colab" section says how); the
 # next cell installs the series there, and does nothing anywhere else. It needs this repository's
-# GitHub address: a copy that still says `OWNER/NAME` stops and says what to set.
+# GitHub address: a copy that still says OWNER/NAME stops and says what to set.
 
 # %%
 # Colab only: fetch and install the series. Anywhere else this cell does nothing.
