@@ -111,15 +111,7 @@ def write() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--check"]:
-        found = problems()
-        print("\n".join(found) or "every notebook's Colab cell is current")
-        return 1 if found else 0
-    if argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    write()
-    return 0
+    return nbtools.rewrite_or_check(argv, problems, write, current="every notebook's Colab cell is current", usage=__doc__)
 
 
 if __name__ == "__main__":

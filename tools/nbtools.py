@@ -386,3 +386,22 @@ def read(path: Path) -> Any:
 def write(nb: Any, path: Path) -> None:
     nbformat.validate(nb)
     nbformat.write(nb, str(path))
+
+
+def rewrite_or_check(argv: list[str], problems: Any, write: Any, *, current: str, usage: str) -> int:
+    """The command line of a tool that keeps generated text in step with its source.
+
+    ``[]`` calls ``write()``; ``["--check"]`` prints ``problems()`` (or ``current`` when there are
+    none) and returns 1 if any; anything else prints ``usage`` and returns 2.
+    """
+    import sys
+
+    if argv == ["--check"]:
+        found = problems()
+        print("\n".join(found) or current)
+        return 1 if found else 0
+    if argv:
+        print(usage, file=sys.stderr)
+        return 2
+    write()
+    return 0

@@ -139,15 +139,7 @@ def write() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv == ["--check"]:
-        found = problems()
-        print("\n".join(found) or "run times agree with the record")
-        return 1 if found else 0
-    if argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    write()
-    return 0
+    return nbtools.rewrite_or_check(argv, problems, write, current='run times agree with the record', usage=__doc__)
 
 
 if __name__ == "__main__":
