@@ -65,7 +65,6 @@ import copy
 import json
 import math
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -76,6 +75,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from compare_recipes import _machine as recipes_machine  # same folder: run as a script
+from compare_recipes import _write
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
@@ -101,16 +102,8 @@ NUM_RECAL_BATCHES = 50  # recalibrated_tta's default, which the recipe's evaluat
 
 
 def _machine() -> str:
-    """The machine in one line, as benchmarks/compare_recipes.py writes it."""
-    return (f"{platform.machine()}, {os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch thread(s), "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
-
-
-def _write(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    os.replace(tmp, path)
+    """The machine in one line: compare_recipes.py's, plus the thread count the timings ran on."""
+    return f"{recipes_machine()}, {torch.get_num_threads()} torch thread(s)"
 
 
 def _logits(model: nn.Module, data: Any, size: int) -> Tensor:
