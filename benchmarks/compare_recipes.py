@@ -12,7 +12,8 @@ which notebook 08 reads):
 ``test``
     Run the exact CLI command ``python -m tutorial_lib train --dataset multiscale-digits --recipe R
     --seed S`` in a fresh process for every recipe and seed, and record the test accuracy of every
-    split, the training time and the number of optimizer steps.
+    split and its accuracy by object size, the training time, the number of optimizer steps and the
+    multiply-adds of the test protocol per image.
 
 Training time depends on what else the machine runs, so every record stores the load average
 before and after the run; compare recipes by their optimizer steps and per-step cost, or on a quiet
@@ -67,6 +68,38 @@ def _write(path: Path, results: dict) -> None:
     os.replace(tmp, path)
 
 
+def _inference_macs(config: dict) -> int:
+    """Multiply-adds to classify one stored image the way the run was tested (its ``eval`` protocol).
+
+    Counted on PyTorch's meta device from the run's own recipe (``metrics.json``'s ``config``), so
+    nothing is computed; every test size, flip and scale channel is included.
+    """
+    from tutorial_lib.cost import count_flops
+    from tutorial_lib.recipes import SECTIONS, build_run
+
+    recipe = {key: config[key] for key in (*SECTIONS, "seed") if key in config}
+    _, evaluated = build_run(recipe, num_classes=10)
+    return count_flops(evaluated.eval(), config["data"].get("image_size", 64))["macs"]
+
+
+def _keep_weights(run: Path, folder: Path, recipe: str, seed: int) -> Path:
+    """Save the trained weights of a run (the model's state_dict only, no optimizer) as FOLDER/RECIPE_seedS.pt."""
+    import torch
+
+    from tutorial_lib.train import load_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{recipe.replace('-', '_')}_seed{seed}.pt"
+    torch.save(load_checkpoint(run / "checkpoint.pt")["model"], path)
+    return path
+
+
+def _by_size(metrics: dict) -> dict:
+    """Each split's accuracy by object size (the CLI's bins): ``[[size_min, size_max, accuracy, count], ...]``."""
+    return {split: [[round(b["size_min"], 2), round(b["size_max"], 2), round(b["accuracy"], 4), b["count"]]
+                    for b in metrics["test"][split].get("by_size", [])] for split in SPLITS}
+
+
 def run_test(args: argparse.Namespace) -> None:
     results = _read(args.results)
     root = Path(tempfile.mkdtemp(prefix="compare_recipes_"))
@@ -79,6 +112,8 @@ def run_test(args: argparse.Namespace) -> None:
             print(f"$ {' '.join(command)}   (load average {before})", flush=True)
             subprocess.run([sys.executable, *command[1:]], check=True, cwd=ROOT)
             metrics = json.loads((out / "metrics.json").read_text())
+            if args.keep_weights:
+                _keep_weights(out, args.keep_weights, recipe, seed)
             run = {"recipe": recipe, "seed": seed, **{s: metrics["test"][s]["accuracy"] for s in SPLITS},
                    **({"name": args.name, "flags": args.flags} if args.flags or args.name else {}),
                    "train_sizes": metrics["config"]["fit"].get("train_sizes"),
@@ -86,6 +121,7 @@ def run_test(args: argparse.Namespace) -> None:
                    "eval_seconds": round(metrics["eval_seconds"], 1),
                    "train_seconds": round(metrics["train_seconds"], 1), "steps": len(metrics["history"]["step_loss"]),
                    "threads": metrics["environment"].get("threads"),
+                   "inference_macs": _inference_macs(metrics["config"]), "by_size": _by_size(metrics),
                    "load_before": before, "load_after": _load()}
             results["runs"].append(run)
             results["commands"].append(command[:-3] + ["--out", "DIR", "--no-progress"])
@@ -145,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     test.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     test.add_argument("--flags", default="", help='extra CLI flags, e.g. "--test-sizes 24,32,48,64" (quote them)')
     test.add_argument("--name", help="label of the runs (default: the recipe name)")
+    test.add_argument("--keep-weights", type=Path, metavar="DIR",
+                      help="also save each run's trained weights (state_dict) as DIR/RECIPE_seedS.pt, for a notebook to read")
     test.set_defaults(func=run_test)
     val = sub.add_parser("validate", help="one validation experiment (training split minus held-out source digits)")
     val.add_argument("--recipe", default="cpu-baseline")

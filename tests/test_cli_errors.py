@@ -80,6 +80,18 @@ CASES = [
     pytest.param(_train("{new}", "--augment-scale", "2,1"), {}, "argument --augment-scale: need 0 < MIN <= MAX", id="augment-scale"),
     pytest.param(_train("{new}", "--lr", "1e30"), {}, "the training loss became nan at epoch 1, step 2; try a lower --lr (now 1e+30) or --grad-clip",
                  id="lr-diverges"),
+    # The multi-scale ResNet-101's flags.
+    pytest.param(_train("{new}", "--scales", "0.5,1"), {}, "model.scales applies to arch 'msresnet101' only", id="scales-plain-resnet"),
+    pytest.param(_train("{new}", "--recipe", "cpu-msresnet101", "--scales", "0.5,0"), {}, "argument --scales: scale factors must be numbers > 0",
+                 id="scales-zero"),
+    pytest.param(_train("{new}", "--recipe", "cpu-msresnet101", "--scale-pool", "mean"), {}, "Valid values: max, avg",
+                 id="scale-pool"),
+    pytest.param(_train("{new}", "--recipe", "cpu-msresnet101", "--head", "multi"), {}, "unknown --head 'multi'. Did you mean 'multi-level'?",
+                 id="head"),
+    pytest.param(_train("{new}", "--recipe", "cpu-msresnet101", "--test-sizes", "32,64"), {}, "eval.scales needs exactly one test size",
+                 id="test-scales-several-sizes"),
+    pytest.param(_train("{new}", "--recipe", "cpu-msresnet101", "--arch", "resnet50"), {}, "start from a recipe of plain ResNets",
+                 id="msresnet101-recipe-plain-arch"),
     # The command line itself.
     pytest.param(["train", "--out", "{new}"], {}, "the following arguments are required: --dataset", id="missing-dataset"),
     pytest.param(_train("{new}", "--learning-rate", "1"), {}, "unrecognized arguments: --learning-rate", id="unknown-flag"),

@@ -396,3 +396,84 @@ def test_reprs_name_the_settings(on_meta) -> None:
     assert "(avgpool): GeM(p=?, eps=1e-06)" in repr(on_meta(resnet18, pool="gem"))
     assert "scales=(0.5, 1.0, 2.0), pool='max', mode='rescale'" in repr(ScaleChannelNetwork(_tiny()))
     assert math.isclose(GeM(p=2.5).p.item(), 2.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-channel BatchNorm statistics, and msresnet101 in the recipes and the CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def _digits(n: int = 24, size: int = 32):
+    from tutorial_lib.data import load_dataset
+
+    return load_dataset("multiscale-digits", "train", image_size=size, num_samples=n)
+
+
+def test_recalibrated_channels_give_each_channel_the_statistics_of_its_own_side() -> None:
+    from tutorial_lib.multiscale import Resized, recalibrate_at, recalibrated_channels
+
+    data = _digits()
+    scn = ScaleChannelNetwork(_tiny(), (0.5, 1.0), pool="max")
+    before = copy.deepcopy(scn.state_dict())
+    result = recalibrated_channels(scn, data, 32, num_batches=3, batch_size=8)
+    assert isinstance(result, Resized) and result.size == 32 and not result.training
+    for key, value in scn.state_dict().items():  # the original is untouched
+        assert torch.equal(value, before[key]), key
+    x = _images(3, 32, seed=1)
+    with torch.no_grad():
+        logits = result(x)
+        # Each channel equals a plain copy recalibrated at that channel's side, applied to that channel's input.
+        expected = []
+        for scale in (0.5, 1.0):
+            plain = recalibrate_at(copy.deepcopy(scn.net), data, round(32 * scale), num_batches=3, batch_size=8).eval()
+            expected.append(plain(resize_batch(x, round(32 * scale))))
+    torch.testing.assert_close(logits, torch.stack(expected).amax(0), rtol=1e-5, atol=1e-5)
+
+
+def test_recalibrated_channels_refuse_what_they_cannot_calibrate() -> None:
+    from tutorial_lib.multiscale import recalibrated_channels
+
+    data = _digits(8)
+    with pytest.raises(TypeError, match="must be a ScaleChannelNetwork"):
+        recalibrated_channels(_tiny(), data, 32)
+    with pytest.raises(ValueError, match="foveated channels"):
+        recalibrated_channels(ScaleChannelNetwork(_tiny(), (0.5, 1.0), mode="foveated"), data, 32)
+    with pytest.raises(ValueError, match="repeat"):
+        recalibrated_channels(ScaleChannelNetwork(_tiny(), (1.0, 1.01)), data, 32)
+    per_scale = ScaleChannelNetwork(_tiny(), (0.5, 1.0))
+    convert_to_per_scale_bn(per_scale.net, (16, 32))
+    with pytest.raises(ValueError, match="already has per-scale BatchNorm"):
+        recalibrated_channels(per_scale, data, 32)
+
+
+def test_cpu_msresnet101_recipe_builds_the_scale_channel_resnet101() -> None:
+    from tutorial_lib.multiscale import Resized
+
+    recipe = get_recipe("cpu-msresnet101")
+    with torch.device("meta"):
+        model, evaluated = build_run(recipe, num_classes=10)
+    assert isinstance(model, ScaleChannelNetwork)
+    assert model.scales == tuple(recipe["model"]["scales"]) and model.pool == recipe["model"]["scale_pool"]
+    assert [len(stage) for stage in (model.net.layer1, model.net.layer2, model.net.layer3, model.net.layer4)] == [3, 4, 23, 3]
+    assert isinstance(evaluated, Resized) and evaluated.size == recipe["eval"]["test_sizes"][0]
+    # Test-time channels share the trained network (no copy), with the evaluation's factors.
+    assert evaluated.model.net is model.net and evaluated.model.scales == tuple(recipe["eval"]["scales"])
+
+
+def test_scale_channel_settings_need_msresnet101() -> None:
+    with pytest.raises(ValueError, match="applies to arch 'msresnet101' only"):
+        build_run(with_overrides(get_recipe("cpu-baseline"), {"model.scales": [0.5, 1.0]}), num_classes=10)
+    with pytest.raises(ValueError, match="applies to arch 'msresnet101' only"):
+        build_run(with_overrides(get_recipe("cpu-baseline"), {"eval.scales": [0.5, 1.0]}), num_classes=10)
+    with pytest.raises(ValueError, match="exactly one test size"):
+        with torch.device("meta"):
+            build_run(with_overrides(get_recipe("cpu-msresnet101"), {"eval.test_sizes": [32, 64]}), num_classes=10)
+
+
+def test_per_scale_bn_of_msresnet101_has_one_statistics_set_per_channel_side() -> None:
+    recipe = with_overrides(get_recipe("cpu-msresnet101"), {"model.per_scale_bn": True, "fit.train_sizes": [32, 48]})
+    with torch.device("meta"):
+        model, _ = build_run(recipe, num_classes=10)
+    layer = next(m for m in model.modules() if isinstance(m, PerScaleBatchNorm2d))
+    expected = sorted({round(size * s) for size in (32, 48) for s in recipe["model"]["scales"]})
+    assert list(layer.scales) == expected

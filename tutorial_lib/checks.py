@@ -28,6 +28,7 @@ __all__ = [
     "check_average_softmax_function",
     "check_batch_bytes",
     "check_bn_fold",
+    "check_channel_cover_function",
     "check_bottleneck_params_function",
     "check_conv_cost_function",
     "check_depth_function",
@@ -48,6 +49,7 @@ __all__ = [
     "check_uniform_stack_function",
     "check_v1_saving",
     "check_warmup_factor_function",
+    "check_winning_channel_function",
     "check_zero_init_function",
     "check_zero_init_gradients",
     "CLAIMS_ENV",
@@ -1300,3 +1302,107 @@ def check_best_pair_function(fn: Callable[[Callable[[tuple[int, int]], float], S
             raise AssertionError(f"{got_pair} scores {score(got_pair):.2f}, but {best} scores {score(best):.2f}: "
                                  "score every pair of candidates (itertools.combinations) and keep the highest")
     _ok("your search finds the best pair, also where the tempting neighbouring pair is not it")
+
+
+def _min_channels(objects: tuple[float, float], trained: tuple[float, float]) -> int:
+    """Fewest scale channels whose images put every object size of ``objects`` inside ``trained``."""
+    import math
+
+    low, high = objects
+    band_low, band_high = trained
+    if band_high / band_low <= 1:
+        raise ValueError("trained range must have low < high")
+    # Each channel covers object sizes in a ratio band_high / band_low; the range needs its log-width in those.
+    return max(1, math.ceil(math.log(high / low) / math.log(band_high / band_low) - 1e-9))
+
+
+def check_channel_cover_function(fn: Callable[[tuple[float, float], tuple[float, float]], Sequence[float]]) -> None:
+    """Check ``fn(objects, trained) -> scales``: the fewest channels that show every object at a trained size.
+
+    Notebook 09, exercise 1. ``objects`` is the range of object sides in the stored image (pixels),
+    ``trained`` the range of object sides (pixels) the network reads well; a channel at factor ``s``
+    shows an object of side ``o`` at ``o * s`` pixels. Any answer is accepted that (1) covers: every
+    object size in ``objects`` lands in ``trained`` in at least one channel, and (2) uses as few
+    channels as possible. Several answers pass, since the channels may slide within the slack.
+
+    Raises:
+        AssertionError: with a hint for an uncovered size, too many channels, or a malformed answer.
+    """
+    cases = [((9.0, 60.0), (10.0, 17.5)), ((20.0, 35.0), (10.0, 17.5)), ((9.0, 14.0), (7.5, 26.0)),
+             ((45.0, 60.0), (10.0, 17.5)), ((9.0, 60.0), (7.5, 26.0)), ((4.0, 200.0), (16.0, 32.0))]
+    # And ranges no table of answers can anticipate (a private generator: the global state is untouched).
+    import random
+
+    draw = random.Random(9)
+    for _ in range(4):
+        low = round(draw.uniform(3, 40), 2)
+        band_low = round(draw.uniform(5, 20), 2)
+        cases.append(((low, round(low * draw.uniform(1.2, 12), 2)), (band_low, round(band_low * draw.uniform(1.3, 3), 2))))
+    for objects, trained in cases:
+        got = _call(fn, objects, trained)
+        if isinstance(got, (str, bytes)) or not isinstance(got, Sequence) or not got:
+            raise AssertionError(f"return a non-empty sequence of scale factors, e.g. (0.25, 0.5, 1.0); got {got!r}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in got):
+            raise AssertionError(f"every scale factor must be a number > 0; got {tuple(got)}")
+        scales = [float(v) for v in got]
+        low, high = objects
+        band_low, band_high = trained
+        # A dense log-spaced grid over the object range, ends included.
+        grid = [low * (high / low) ** (i / 400) for i in range(401)]
+        tol = 1e-6
+        for size in grid:
+            if not any(band_low * (1 - tol) <= size * s <= band_high * (1 + tol) for s in scales):
+                shown = ", ".join(f"{size * s:.1f} px" for s in scales)
+                raise AssertionError(
+                    f"objects {objects} px, trained {trained} px: an object of {size:.1f} px is shown at {shown}, never "
+                    f"inside {trained}. Start from the largest object: the factor band_high / largest puts it at the top "
+                    "of the band; each next channel multiplies the factor by band_high / band_low")
+        needed = _min_channels(objects, trained)
+        if len(scales) > needed:
+            raise AssertionError(
+                f"objects {objects} px, trained {trained} px: {len(scales)} channels cover it, but {needed} suffice. One "
+                f"channel covers object sizes in a ratio of {band_high / band_low:.2f}; the range spans a ratio of "
+                f"{high / low:.2f}, so ceil(log({high / low:.2f}) / log({band_high / band_low:.2f})) = {needed} channels")
+    example = fn(*cases[0])
+    _ok(f"your channels cover every object size with the fewest channels, in {len(cases)} cases "
+        f"(9-60 px onto a 10-17.5 px band: {len(example)} channels, {', '.join(f'{s:.3g}' for s in example)})")
+
+
+def check_winning_channel_function(fn: Callable[[Tensor], Tensor]) -> None:
+    """Check ``fn(channel_logits) -> winners``: which channel decided each image under max pooling over scales.
+
+    Notebook 09, exercise 2. ``channel_logits`` is ``(S, N, K)`` (``ScaleChannelNetwork.channel_logits``);
+    the pooled logits are the maximum over ``S``, the prediction their argmax over ``K``, and the
+    winner of image ``n`` the channel whose logit for that predicted class is the maximum. (Under
+    max pooling that is also the channel holding image ``n``'s largest logit of all: both routes
+    pass.) The made-up logits include images where the mean over channels would predict another
+    class from another channel.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 64, 5, generator=generator)
+    # Image 0: the maximum (class 0, channel 1) and the mean (class 3, best in channel 2) disagree.
+    logits[:, 0] = torch.tensor([[1.0, 0.0, 0.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.9, 0.0]])
+    predicted = logits.amax(dim=0).argmax(dim=1)
+    expected = logits[:, torch.arange(logits.shape[1]), predicted].argmax(dim=0)
+    got = _call(fn, logits.clone())
+    if not isinstance(got, torch.Tensor):
+        raise AssertionError(f"return a tensor of channel indices, one per image; got {type(got).__name__}")
+    if got.shape != expected.shape:
+        raise AssertionError(f"logits of shape (S, N, K) = {tuple(logits.shape)} need one index per image, shape "
+                             f"{tuple(expected.shape)}; got {tuple(got.shape)}")
+    got = got.long()
+    if not torch.equal(got, expected):
+        wrong = int((got != expected).nonzero()[0])
+        mean_predicted = logits.mean(dim=0).argmax(dim=1)
+        by_mean = logits[:, torch.arange(logits.shape[1]), mean_predicted].argmax(dim=0)
+        if bool((got >= logits.shape[0]).any()) or torch.equal(got, predicted):
+            hint = f"return channel indices (0 to {logits.shape[0] - 1}), not the predicted classes"
+        elif torch.equal(got, by_mean):
+            hint = "the prediction comes from the maximum over channels (logits.amax(0)), not the mean"
+        else:
+            hint = "predicted = logits.amax(0).argmax(1); then the argmax over channels of logits[:, n, predicted[n]]"
+        raise AssertionError(f"image {wrong}: the winner is channel {int(expected[wrong])}, your function says "
+                             f"{int(got[wrong])}; {hint}")
+    _ok(f"your function names the deciding channel of all {logits.shape[1]} images")

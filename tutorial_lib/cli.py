@@ -90,7 +90,11 @@ _TRAIN_OVERRIDES = {
     "image_size": "data.image_size",
     "num_samples": "data.num_samples",
     "per_scale_bn": "model.per_scale_bn",
+    "scales": "model.scales",
+    "scale_pool": "model.scale_pool",
+    "head": "model.head",
     "test_sizes": "eval.test_sizes",
+    "test_scales": "eval.scales",
     "recalibrate_bn": "eval.recalibrate_bn",
     "seed": "seed",
 }
@@ -306,6 +310,17 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _factors(text: str) -> list[float]:
+    """Parse ``--scales 0.5,1,2`` (argparse type): scale factors of the channels, numbers > 0."""
+    try:
+        factors = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated scale factors such as 0.5,1,2, got {text!r}") from None
+    if not factors or min(factors) <= 0:
+        raise argparse.ArgumentTypeError(f"scale factors must be numbers > 0, got {text!r}")
+    return factors
+
+
 def _scale_range(text: str) -> tuple[float, float]:
     """Parse ``--augment-scale MIN,MAX`` (argparse type)."""
     try:
@@ -365,9 +380,8 @@ def _device_help() -> str:
 def _populate_train(train: argparse.ArgumentParser) -> None:
     """Add ``train``'s description and flags (see ``_LazyParser``)."""
     from tutorial_lib.data import DATASETS, DEFAULT_NUM_SAMPLES
-    from tutorial_lib.models import ARCH_NAMES
     from tutorial_lib.norm import NORM_NAMES
-    from tutorial_lib.recipes import DEFAULT_RECIPE, list_recipes
+    from tutorial_lib.recipes import DEFAULT_RECIPE, MODEL_ARCHS, list_recipes
 
     train.description = _train_description()
     run = train.add_argument_group("the run")
@@ -390,7 +404,7 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
 
     model = train.add_argument_group("the model")
     model.add_argument("--arch", metavar="NAME",
-                       help=f"architecture: {', '.join(ARCH_NAMES)} {_recipe_default(lambda r: r['model']['arch'])}")
+                       help=f"architecture: {', '.join(MODEL_ARCHS)} {_recipe_default(lambda r: r['model']['arch'])}")
     model.add_argument("--width", type=int, metavar="N",
                        help=f"base channel width of the ResNet {_recipe_default(lambda r: r['model'].get('width', 64))}")
     model.add_argument("--norm", metavar="NAME",
@@ -398,6 +412,15 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
     model.add_argument("--per-scale-bn", action="store_true", default=None,
                        help="private BatchNorm statistics and affine parameters per training size (RS-Nets) "
                        + _recipe_default(lambda r: r["model"].get("per_scale_bn", False)))
+    model.add_argument("--scales", type=_factors, metavar="F1,F2,...",
+                       help="msresnet101 only: scale factors of the channels, relative to the input size "
+                       + _recipe_default(lambda r: r["model"].get("scales"), lambda v: "none (not msresnet101)" if v is None else _show(v)))
+    model.add_argument("--scale-pool", metavar="NAME",
+                       help="msresnet101 only: pooling of the channels' logits over scales: max or avg "
+                       + _recipe_default(lambda r: r["model"].get("scale_pool"), lambda v: "none (not msresnet101)" if v is None else _show(v)))
+    model.add_argument("--head", metavar="NAME",
+                       help="msresnet101 only: single (the last stage) or multi-level (stages C3-C5 pooled and concatenated) "
+                       + _recipe_default(lambda r: r["model"].get("head"), lambda v: "single" if v is None else _show(v)))
 
     data = train.add_argument_group("the data")
     data.add_argument("--image-size", type=int, metavar="N",
@@ -427,6 +450,10 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
     test.add_argument("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
                       help="before testing, recompute BatchNorm statistics on training images at each test size "
                       + _recipe_default(lambda r: r["eval"].get("recalibrate_bn", False)))
+    test.add_argument("--test-scales", type=_factors, metavar="F1,F2,...",
+                      help="msresnet101 only: test with these scale channels (factors of the one test size) around the "
+                      "trained network instead of its training channels "
+                      + _recipe_default(lambda r: r["eval"].get("scales"), lambda v: "the training channels" if v is None else _show(v)))
 
     where = train.add_argument_group("where to run")
     where.add_argument("--device", help=_device_help())
@@ -480,14 +507,14 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     import torch
 
     from tutorial_lib.data import DATASETS
-    from tutorial_lib.models import ARCH_NAMES
+    from tutorial_lib.multiscale import HEAD_NAMES, SCALE_POOL_NAMES
     from tutorial_lib.norm import NORM_NAMES
-    from tutorial_lib.recipes import build_run, get_recipe, list_recipes, with_overrides
+    from tutorial_lib.recipes import MODEL_ARCHS, build_run, get_recipe, list_recipes, with_overrides
     from tutorial_lib.train import FitConfig
 
     _check_name("--dataset", args.dataset, DATASETS)
     _check_name("--recipe", args.recipe, list_recipes())
-    names = {"arch": ARCH_NAMES, "norm": NORM_NAMES, **_fit_choices()}
+    names = {"arch": MODEL_ARCHS, "norm": NORM_NAMES, "scale_pool": SCALE_POOL_NAMES, "head": HEAD_NAMES, **_fit_choices()}
     for name, valid in names.items():
         if getattr(args, name) is not None:
             _check_name("--" + name.replace("_", "-"), getattr(args, name), valid)

@@ -58,6 +58,7 @@ __all__ = [
     "feature_pyramid",
     "msresnet101",
     "recalibrate_at",
+    "recalibrated_channels",
     "recalibrated_tta",
     "resize_batch",
     "set_active_scale",
@@ -603,6 +604,58 @@ class ScaleChannelNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scales={self.scales}, pool={self.pool!r}, mode={self.mode!r}"
+
+
+def recalibrated_channels(
+    scn: ScaleChannelNetwork, data: Any, size: int, *, num_batches: int = 50, **kwargs: Any
+) -> Resized:
+    """A copy of ``scn`` tested at ``size``, each channel with BatchNorm statistics of its own side.
+
+    Trained end to end, a scale-channel network normalises each channel's batch with that batch's
+    own statistics, yet all channels update one set of running statistics, a mixture that matches
+    no channel at evaluation (see :class:`ScaleChannelNetwork`). Here each channel's side
+    ``scn.channel_sizes(size)`` gets statistics recomputed on ``data`` resized to that side
+    (:func:`recalibrate_at`, weights frozen), held in a :class:`PerScaleBatchNorm2d` per layer, so
+    every channel, including one added after training, reads statistics of exactly what it sees.
+    ``data`` is resized straight to each side; with ``data`` stored at ``size`` (the CLI's case)
+    that is exactly the channel's input. ``scn`` itself is not changed.
+
+    Args:
+        scn: a trained :class:`ScaleChannelNetwork` in ``"rescale"`` mode with plain BatchNorm.
+        data: training images for the statistics (labels are not used).
+        size: the test input side; the result resizes its input to it (:class:`Resized`).
+        num_batches: batches averaged per channel.
+        **kwargs: passed to ``recalibrate_bn`` (e.g. ``batch_size``, ``seed``).
+
+    Returns:
+        ``Resized(copy, size)``, in eval mode.
+
+    Raises:
+        TypeError: if ``scn`` is not a :class:`ScaleChannelNetwork`.
+        ValueError: in foveated mode (every channel has the input's side), if two channels round to
+            one side, or if ``scn`` already has per-scale BatchNorm.
+    """
+    if not isinstance(scn, ScaleChannelNetwork):
+        raise TypeError(f"scn must be a ScaleChannelNetwork (e.g. msresnet101()), got {type(scn).__name__}")
+    size = check_int("size", size, minimum=1)
+    if scn.mode != "rescale":
+        raise ValueError("foveated channels all have the input's side, so per-side statistics cannot tell them apart; "
+                         "use recalibrate_at on the whole model, or a norm without batch statistics")
+    if any(isinstance(m, PerScaleBatchNorm2d) for m in scn.modules()):
+        raise ValueError("scn already has per-scale BatchNorm (each side routed to its own statistics); "
+                         "recalibrate a network trained with plain BatchNorm")
+    sides = scn.channel_sizes(size)
+    if len(set(sides)) != len(sides):
+        raise ValueError(f"at size {size} the channels' sides {sides} repeat; use a larger size or fewer scales")
+    result = copy.deepcopy(scn)
+    convert_to_per_scale_bn(result.net, sides)
+    targets = [m for m in result.net.modules() if isinstance(m, PerScaleBatchNorm2d)]
+    for side in sides:
+        calibrated = recalibrate_at(copy.deepcopy(scn.net), data, side, num_batches=num_batches, **kwargs)
+        sources = [m for m in calibrated.modules() if type(m) is nn.BatchNorm2d]
+        for source, target in zip(sources, targets, strict=True):
+            target.bns[str(side)].load_state_dict(source.state_dict())
+    return Resized(result, size).eval()
 
 
 def _stage_channels(stage: nn.Module) -> int:

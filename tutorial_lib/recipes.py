@@ -26,18 +26,28 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tutorial_lib.models import ARCH_NAMES
 from tutorial_lib.train import FitConfig
 
-__all__ = ["DEFAULT_RECIPE", "SECTIONS", "build_run", "get_recipe", "list_recipes", "recalibrated", "register_recipe",
+__all__ = ["DEFAULT_RECIPE", "MODEL_ARCHS", "SECTIONS", "build_run", "get_recipe", "list_recipes", "recalibrated", "register_recipe",
            "validate_recipe", "with_overrides"]
 
 #: Sections of a recipe, and which keys each may hold (``fit``'s come from ``FitConfig``).
 SECTIONS = ("data", "model", "fit", "eval")
-_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "pool", "per_scale_bn")
+_MODEL_KEYS = ("arch", "width", "stem", "norm", "zero_init_residual", "stride_in", "pool", "per_scale_bn",
+               "scales", "scale_pool", "head")
+# The model settings only the multi-scale ResNet-101 (tutorial_lib.multiscale.msresnet101) has.
+_SCALE_CHANNEL_KEYS = ("scales", "scale_pool", "head")
+#: What ``model.arch`` may name: a plain ResNet of tutorial_lib.models (ARCH_NAMES), or
+#: ``"msresnet101"``, the series' multi-scale ResNet-101 (scale channels around a ResNet-101,
+#: tutorial_lib.multiscale.msresnet101), whose extra settings are ``scales``, ``scale_pool`` and ``head``.
+MODEL_ARCHS = (*ARCH_NAMES, "msresnet101")
 # How the CLI evaluates: at which input sizes (one size: plain evaluation at it; several: the
 # average of softmax outputs, tutorial_lib.multiscale.MultiScaleTTA), with flips or not, and
-# whether BatchNorm statistics are first recomputed at each test size (multiscale.recalibrated_tta).
-_EVAL_KEYS = ("test_sizes", "flip", "recalibrate_bn")
+# whether BatchNorm statistics are first recomputed at each test size (multiscale.recalibrated_tta);
+# for msresnet101, the scale factors of the channels at test time when they differ from training's
+# (the channels share one network, so channels can be added after training: notebook 09).
+_EVAL_KEYS = ("test_sizes", "flip", "recalibrate_bn", "scales")
 _DATA_KEYS = ("image_size", "num_samples", "object_size")
 # A recipe's fit section holds FitConfig's settings except seed: the recipe's top-level seed seeds
 # the data and the model's initial weights as well, and is passed to fit as its seed.
@@ -94,10 +104,33 @@ _CPU_TUNED: dict[str, Any] = copy.deepcopy(_CPU_BASELINE)
 _CPU_TUNED["description"] = "tuned CPU recipe: cpu-baseline with peak lr 8e-3 and label smoothing 0.2 (same steps)"
 _CPU_TUNED["fit"].update(lr=8e-3, label_smoothing=0.2)
 
+# The series' final model on the CPU (notebook 09): a ResNet-101 ([3, 4, 23, 3] bottlenecks) at
+# width 4 (its last stage is 128 channels wide, like cpu-baseline's ResNet-18 at width 16; on the
+# 2-core machine a step costs 1.4 times cpu-baseline's, against 2.2 times at width 8), zero-initialised
+# residual branches (Goyal et al. 2017, section 5.1: without them this depth stayed at chance for the
+# first two epochs), GeM pooling (Radenovic et al. 2019; issue 14's diagnosis: it reads small digits
+# better than average pooling), and scale channels (Jansson & Lindeberg 2022): the same network on the
+# image at 1/2 and 1x of the training size, trained end to end through the maximum of the channels'
+# logits, at cpu-multiscale's training sizes 24/32/48 px drawn per step (so the channels see digits of
+# 4-26 px; trained at 32 px alone, the 16-px channel never saw a digit filling its image). Tested
+# on the 64-px stored image with channels at 1/4, 1/2 and 1x (16, 32 and 64 px: a large, a training-
+# size and a small digit each reach the training digits' pixel size in one of them), each channel with
+# BatchNorm statistics of its own side (multiscale.recalibrated_channels). Measurements and the
+# variants not taken: benchmarks/results/README.md.
+_CPU_MSRESNET101: dict[str, Any] = copy.deepcopy(_CPU_BASELINE)
+_CPU_MSRESNET101["description"] = ("multi-scale ResNet-101 on the CPU: width 4, GeM, scale channels at 1/2 and 1x of 24/32/48 px "
+                                   "trained end to end (max over scales), tested with channels at 16/32/64 px, BatchNorm "
+                                   "recalibrated per channel")
+_CPU_MSRESNET101["model"] = {"arch": "msresnet101", "width": 4, "stem": "small", "norm": "batch", "zero_init_residual": True,
+                             "pool": "gem", "scales": [0.5, 1.0], "scale_pool": "max"}
+_CPU_MSRESNET101["fit"].update(train_sizes=[24, 32, 48])
+_CPU_MSRESNET101["eval"] = {"test_sizes": [64], "scales": [0.25, 0.5, 1.0], "recalibrate_bn": True}
+
 _RECIPES: dict[str, dict[str, Any]] = {
     "cpu-baseline": _CPU_BASELINE,
     "cpu-multiscale": _CPU_MULTISCALE,
     "cpu-tuned": _CPU_TUNED,
+    "cpu-msresnet101": _CPU_MSRESNET101,
 }
 
 #: The recipe the CLI and the notebooks start from.
@@ -217,21 +250,51 @@ def build_run(recipe: dict[str, Any], num_classes: int):
 
     Returns ``(model, evaluated)``: ``model`` is what ``fit`` trains; ``evaluated`` is ``model``
     itself, ``Resized(model, size)`` for one test size, or ``MultiScaleTTA(model, sizes, flip)`` for
-    several. With ``model.per_scale_bn`` every BatchNorm gets private copies per training size.
+    several. With ``model.per_scale_bn`` every BatchNorm gets private copies per training size (for
+    ``msresnet101``: per input side of every channel at every training size). With ``eval.scales``
+    (``msresnet101`` only) the evaluated network is a ``ScaleChannelNetwork`` with those channels
+    around the trained network (shared weights, no copy), at the one test size.
+
+    Raises:
+        ValueError: for a scale-channel setting on a plain ResNet, per-scale BatchNorm without train
+            sizes, or ``eval.scales`` with several test sizes or flips.
     """
     from tutorial_lib.models import create_model
-    from tutorial_lib.multiscale import MultiScaleTTA, Resized, convert_to_per_scale_bn
+    from tutorial_lib.multiscale import MultiScaleTTA, Resized, ScaleChannelNetwork, convert_to_per_scale_bn, msresnet101
 
     options = dict(recipe["model"])
     per_scale_bn = options.pop("per_scale_bn", False)
-    model = create_model(options.pop("arch"), num_classes=num_classes, **options)
+    arch = options.pop("arch")
+    scale_channels = arch == "msresnet101"
+    if scale_channels:
+        model = msresnet101(num_classes=num_classes, **options)
+    else:
+        extra = [key for key in _SCALE_CHANNEL_KEYS if key in options]
+        if extra:
+            raise ValueError(f"model.{extra[0]} applies to arch 'msresnet101' only (scale channels); for {arch!r} "
+                             "start from a recipe of plain ResNets, e.g. --recipe cpu-baseline")
+        if arch not in ARCH_NAMES:
+            raise ValueError(f"unknown arch {arch!r}; valid archs: {', '.join(MODEL_ARCHS)}")
+        model = create_model(arch, num_classes=num_classes, **options)
     if per_scale_bn:
         sizes = recipe["fit"].get("train_sizes")
         if not sizes:
             raise ValueError("per-scale BatchNorm needs train sizes: add --train-sizes, e.g. 32,48,64")
-        convert_to_per_scale_bn(model, sizes)
+        if scale_channels:
+            # One BatchNorm per side a channel sees in training; at test time a channel reads the
+            # statistics of the nearest of these sides (convert_to_per_scale_bn's routing).
+            convert_to_per_scale_bn(model.net, sorted({side for size in sizes for side in model.channel_sizes(size)}))
+        else:
+            convert_to_per_scale_bn(model, sizes)
     evaluation = recipe.get("eval", {})
     test_sizes, flip = evaluation.get("test_sizes"), bool(evaluation.get("flip", False))
+    test_scales = evaluation.get("scales")
+    if test_scales is not None:
+        if not scale_channels:
+            raise ValueError("eval.scales (test-time scale channels) applies to arch 'msresnet101' only")
+        if not test_sizes or len(test_sizes) != 1 or flip:
+            raise ValueError("eval.scales needs exactly one test size and no flips: the channels are the multi-scale test")
+        return model, Resized(ScaleChannelNetwork(model.net, test_scales, pool=model.pool, mode=model.mode), test_sizes[0])
     if test_sizes and (len(test_sizes) > 1 or flip):
         return model, MultiScaleTTA(model, test_sizes, flip=flip)
     if test_sizes:
@@ -244,13 +307,19 @@ def recalibrated(recipe: dict[str, Any], model: Any, evaluated: Any, train_data:
 
     Each test size (the stored image size when the recipe names none) gets a copy of ``model`` whose
     statistics are re-estimated on training images at that size (``multiscale.recalibrated_tta``);
-    otherwise ``evaluated`` is returned unchanged.
+    for ``msresnet101`` each scale channel gets statistics of its own side instead
+    (``multiscale.recalibrated_channels``). Otherwise ``evaluated`` is returned unchanged.
     """
     evaluation = recipe.get("eval", {})
     if not evaluation.get("recalibrate_bn"):
         return evaluated
-    from tutorial_lib.multiscale import recalibrated_tta
+    from tutorial_lib.multiscale import Resized, recalibrated_channels, recalibrated_tta
 
     sizes = evaluation.get("test_sizes") or [int(train_data[0][0].shape[-1])]
-    return recalibrated_tta(model, train_data, sizes, flip=bool(evaluation.get("flip", False)),
-                            batch_size=recipe["fit"].get("batch_size", 128), seed=recipe.get("seed", 0))
+    options = {"batch_size": recipe["fit"].get("batch_size", 128), "seed": recipe.get("seed", 0)}
+    if recipe["model"].get("arch") == "msresnet101":
+        if len(sizes) != 1 or evaluation.get("flip"):
+            raise ValueError("msresnet101 is tested at one size without flips: its scale channels are the multi-scale test")
+        channels = evaluated.model if isinstance(evaluated, Resized) else evaluated
+        return recalibrated_channels(channels, train_data, sizes[0], **options)
+    return recalibrated_tta(model, train_data, sizes, flip=bool(evaluation.get("flip", False)), **options)
