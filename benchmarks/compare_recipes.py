@@ -69,17 +69,10 @@ def _write(path: Path, results: dict) -> None:
 
 
 def _inference_macs(config: dict) -> int:
-    """Multiply-adds to classify one stored image the way the run was tested (its ``eval`` protocol).
+    """``recipes.inference_macs`` of the run's own recipe (``metrics.json``'s ``config``)."""
+    from tutorial_lib.recipes import SECTIONS, inference_macs
 
-    Counted on PyTorch's meta device from the run's own recipe (``metrics.json``'s ``config``), so
-    nothing is computed; every test size, flip and scale channel is included.
-    """
-    from tutorial_lib.cost import count_flops
-    from tutorial_lib.recipes import SECTIONS, build_run
-
-    recipe = {key: config[key] for key in (*SECTIONS, "seed") if key in config}
-    _, evaluated = build_run(recipe, num_classes=10)
-    return count_flops(evaluated.eval(), config["data"].get("image_size", 64))["macs"]
+    return inference_macs({key: config[key] for key in (*SECTIONS, "seed") if key in config})
 
 
 def _keep_weights(run: Path, folder: Path, recipe: str, seed: int) -> Path:

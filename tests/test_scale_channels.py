@@ -477,3 +477,17 @@ def test_per_scale_bn_of_msresnet101_has_one_statistics_set_per_channel_side() -
     layer = next(m for m in model.modules() if isinstance(m, PerScaleBatchNorm2d))
     expected = sorted({round(size * s) for size in (32, 48) for s in recipe["model"]["scales"]})
     assert list(layer.scales) == expected
+
+
+def test_inference_macs_counts_every_test_size_and_channel() -> None:
+    from tutorial_lib.recipes import inference_macs
+
+    base = inference_macs(get_recipe("cpu-baseline"))
+    assert base == count_flops(resnet18(num_classes=10, width=16, stem="small"), 32)["macs"]
+    # Four test sizes: the sum of four passes; three channels of msresnet101: the sum of three.
+    multi = get_recipe("cpu-multiscale")
+    net = resnet18(num_classes=10, width=16, stem="small")
+    assert inference_macs(multi) == sum(count_flops(net, s)["macs"] for s in multi["eval"]["test_sizes"])
+    ms = get_recipe("cpu-msresnet101")
+    trunk = resnet101(num_classes=10, width=4, stem="small", pool="gem")
+    assert inference_macs(ms) == sum(count_flops(trunk, round(64 * s))["macs"] for s in ms["eval"]["scales"])

@@ -29,7 +29,7 @@ from typing import Any
 from tutorial_lib.models import ARCH_NAMES
 from tutorial_lib.train import FitConfig
 
-__all__ = ["DEFAULT_RECIPE", "MODEL_ARCHS", "SECTIONS", "build_run", "get_recipe", "list_recipes", "recalibrated", "register_recipe",
+__all__ = ["DEFAULT_RECIPE", "MODEL_ARCHS", "SECTIONS", "build_run", "get_recipe", "inference_macs", "list_recipes", "recalibrated", "register_recipe",
            "validate_recipe", "with_overrides"]
 
 #: Sections of a recipe, and which keys each may hold (``fit``'s come from ``FitConfig``).
@@ -300,6 +300,22 @@ def build_run(recipe: dict[str, Any], num_classes: int):
     if test_sizes:
         return model, Resized(model, test_sizes[0])
     return model, model
+
+
+def inference_macs(recipe: dict[str, Any], num_classes: int = 10) -> int:
+    """Multiply-adds to classify one stored image the way ``recipe`` tests it (its ``eval`` protocol).
+
+    Every test size, flip and scale channel is included; counted on PyTorch's meta device, so no
+    weights are allocated and nothing is computed. The input is the stored image
+    (``data.image_size``, 64 px by default).
+    """
+    import torch
+
+    from tutorial_lib.cost import count_flops
+
+    with torch.device("meta"):
+        _, evaluated = build_run(recipe, num_classes)
+    return count_flops(evaluated.eval(), recipe.get("data", {}).get("image_size", 64))["macs"]
 
 
 def recalibrated(recipe: dict[str, Any], model: Any, evaluated: Any, train_data: Any) -> Any:

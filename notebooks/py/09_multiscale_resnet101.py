@@ -77,7 +77,7 @@ from tutorial_lib.env import choose_device, seed_everything
 from tutorial_lib.models import resnet101
 from tutorial_lib.multiscale import ScaleChannelNetwork, msresnet101, recalibrated_channels, resize_batch
 from tutorial_lib.norm import randomize_norm
-from tutorial_lib.recipes import build_run, get_recipe, with_overrides
+from tutorial_lib.recipes import build_run, get_recipe, inference_macs, with_overrides
 from tutorial_lib.train import fit
 from tutorial_lib.tuning import mean_difference, paired_difference
 
@@ -500,11 +500,9 @@ plt.show()
 
 # %%
 def macs_of(name):
-    # Per image, as the recipe tests (every size and channel), counted on the meta device.
+    # Per image, as the recipe tests it (every size and channel): recipes.inference_macs.
     changed = with_overrides(get_recipe("cpu-multiscale"), {"model.pool": "gem"}) if name == "cpu-multiscale, GeM" else get_recipe(name)
-    with torch.device("meta"):
-        _, wrapped = build_run(changed, num_classes=10)
-    return count_flops(wrapped.eval(), DATA_SIZE)["macs"]
+    return inference_macs(changed)
 
 
 def spread_of(values):
