@@ -146,9 +146,11 @@ def test_train_help_lists_recipes_and_every_default_from_the_recipes(capsys):
     for name in list_recipes():
         assert f"{name} {'(default) ' if name == DEFAULT_RECIPE else ''}{get_recipe(name)['description']}" in text
     base, tuned = get_recipe(DEFAULT_RECIPE)["fit"], get_recipe("cpu-tuned")["fit"]
-    assert f"--lr X peak learning rate (default: the recipe's; {DEFAULT_RECIPE}: {base['lr']:g}, cpu-tuned: {tuned['lr']:g})" in text
+    assert (f"--lr X peak learning rate (default: the recipe's; {DEFAULT_RECIPE}: {base['lr']:g}, cpu-tuned: {tuned['lr']:g}, "
+            f"gpu-imagenette-resnet101: 0.008)") in text
     assert f"label smoothing, 0 to switch off (default: the recipe's; {DEFAULT_RECIPE}: {base['label_smoothing']:g}," in text
-    assert f"--width N base channel width of the ResNet (default: the recipe's; {DEFAULT_RECIPE}: 16, cpu-msresnet101: 4)" in text
+    assert (f"--width N base channel width of the ResNet (default: the recipe's; {DEFAULT_RECIPE}: 16, cpu-msresnet101: 4, "
+            "gpu-imagenette-resnet101: 64)") in text
     # The description and the metavar name the run folder alike.
     assert "--out DIR" in text and "DIR/metrics.json" in text and "OUT" not in text
     # Every flag says what it is when not given.
@@ -297,9 +299,9 @@ def test_register_recipe_checks_names_and_keys():
 
 
 def test_every_recipe_is_valid_and_shares_the_baseline_network_and_data():
-    assert list_recipes() == ["cpu-baseline", "cpu-multiscale", "cpu-tuned", "cpu-msresnet101"]
+    assert list_recipes() == ["cpu-baseline", "cpu-multiscale", "cpu-tuned", "cpu-msresnet101", "gpu-imagenette-resnet101"]
     base = get_recipe("cpu-baseline")
-    for name in list_recipes():
+    for name in list_recipes()[:-1]:  # the GPU recipe is for Imagenette (tests/test_imagenette.py)
         recipe = validate_recipe(get_recipe(name))
         # Same stored images and batch size; the ResNet-18 recipes also share the network, so only
         # their training and testing settings differ (cpu-msresnet101 is notebook 09's other network).

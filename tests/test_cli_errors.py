@@ -61,7 +61,11 @@ CASES = [
     pytest.param(_train("{new}", "--norm", "bacth"), {}, "unknown --norm 'bacth'. Did you mean 'batch'? Valid values: batch,", id="norm"),
     pytest.param(_train("{new}", "--optimizer", "adam"), {}, "unknown --optimizer 'adam'. Did you mean 'adamw'?", id="optimizer"),
     pytest.param(_train("{new}", "--schedule", "cosin"), {}, "Did you mean 'cosine'? Valid values: onecycle, cosine, step, constant", id="schedule"),
-    pytest.param(_train("{new}", "--precision", "fp16"), {}, "unknown --precision 'fp16'.", id="precision"),
+    pytest.param(_train("{new}", "--precision", "fp8"), {}, "unknown --precision 'fp8'.", id="precision"),
+    pytest.param(_train("{new}", "--compile", "fast"), {}, "argument --compile: invalid choice: 'fast'", id="compile-mode"),
+    pytest.param(_train("{new}", "--compile", "static", "--activation-checkpointing"), {},
+                 "--compile and --activation-checkpointing cannot be combined", id="compile-with-checkpointing"),
+    pytest.param(_train("{new}", "--workers", "-1"), {}, "--workers must be 0 or more", id="workers-negative"),
     # Values out of range, in terms of the flag.
     pytest.param(_train("{new}", "--width", "0"), {}, "--width must be >= 1, got 0", id="width-0"),
     pytest.param(_train("{new}", "--width", "-3"), {}, "--width must be >= 1, got -3", id="width-negative"),

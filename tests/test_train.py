@@ -414,7 +414,7 @@ def test_nan_loss_stops_with_advice():
         (dict(epochs=1, augment="yes"), TypeError, "augment must be"),
         (dict(epochs=1, augment={"shear": 0.1}), ValueError, "valid options: max_shift, scale, rotate"),
         (dict(epochs=1, channels_last=1), TypeError, "channels_last must be True or False"),
-        (dict(epochs=1, precision="fp16"), ValueError, "Valid values: fp32, bf16, auto"),
+        (dict(epochs=1, precision="fp8"), ValueError, "Valid values: fp32, bf16, fp16, auto"),
         (dict(epochs=1, augment={"scale": 1.2}), TypeError, r"scale must be a \(low, high\) pair"),
         (dict(epochs=1, augment={"max_shift": "0.1"}), TypeError, "max_shift must be a number, got str"),
         (dict(epochs=1, lrr=0.1), TypeError, "unknown fit setting.*Did you mean 'lr'"),

@@ -24,8 +24,9 @@ module         what it holds
 ``norm``       BatchNorm from scratch, GroupNorm/LayerNorm/none, BN recalibration
 ``multiscale`` resolution schedules, per-scale BatchNorm, multi-scale testing, feature pyramids
 ``train``      ``FitConfig``, ``fit``, ``evaluate``, the run ``History`` and exact checkpoints
+``speed``      ``fit``'s speed and memory options: ``torch.compile``, activation checkpointing
 ``tuning``     the learning-rate range test, schedule curves, a small Optuna search, seed statistics
-``recipes``    named training recipes (``cpu-baseline``, ``cpu-multiscale``, ``cpu-tuned``)
+``recipes``    named training recipes (``cpu-baseline`` ... ``gpu-imagenette-resnet101``)
 ``viz``        the notebooks' plots
 ``checks``     self-checks for the notebooks' exercises, and ``prove_equal``
 ``cli``        ``python -m tutorial_lib env`` and ``python -m tutorial_lib train``
@@ -42,7 +43,7 @@ import importlib
 __version__ = "0.1.0"
 
 #: The modules listed above, importable as attributes (``tutorial_lib.train``).
-MODULES = ("env", "data", "layers", "cost", "blocks", "models", "norm", "multiscale", "train", "tuning", "recipes",
+MODULES = ("env", "data", "layers", "cost", "blocks", "models", "norm", "multiscale", "train", "speed", "tuning", "recipes",
            "viz", "checks", "cli")
 
 # The entry points a learner reaches for first, and the module that defines each: one table, so the

@@ -382,6 +382,7 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
     from tutorial_lib.data import DATASETS, DEFAULT_NUM_SAMPLES
     from tutorial_lib.norm import NORM_NAMES
     from tutorial_lib.recipes import DEFAULT_RECIPE, MODEL_ARCHS, list_recipes
+    from tutorial_lib.speed import COMPILE_MODES
 
     train.description = _train_description()
     run = train.add_argument_group("the run")
@@ -458,6 +459,16 @@ def _populate_train(train: argparse.ArgumentParser) -> None:
     where = train.add_argument_group("where to run")
     where.add_argument("--device", help=_device_help())
     where.add_argument("--no-progress", action="store_true", help="hide the progress bar (default: shown)")
+    speed = train.add_argument_group("speed and memory (the same result; a resume may change them)")
+    speed.add_argument("--compile", choices=COMPILE_MODES, default="off",
+                       help="train through torch.compile: static compiles one graph per training size, dynamic one "
+                            "graph for all sizes (default: off)")
+    speed.add_argument("--activation-checkpointing", action="store_true",
+                       help="recompute each residual stage's activations during backward instead of keeping them: "
+                            "less memory, about one more forward pass of time (default: off)")
+    speed.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="processes that read and decode images of a dataset stored as image files (imagenette); "
+                            "default: 0, read in the training process")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -514,6 +525,11 @@ def _resolve(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
     _check_name("--dataset", args.dataset, DATASETS)
     _check_name("--recipe", args.recipe, list_recipes())
+    if args.workers < 0:
+        raise CLIError(f"--workers must be 0 or more (0 reads the images in the training process), got {args.workers}")
+    if args.compile != "off" and args.activation_checkpointing:
+        raise CLIError("--compile and --activation-checkpointing cannot be combined: torch.compile cannot trace the "
+                       "recomputation that keeps BatchNorm statistics exact; use one of them")
     names = {"arch": MODEL_ARCHS, "norm": NORM_NAMES, "scale_pool": SCALE_POOL_NAMES, "head": HEAD_NAMES, **_fit_choices()}
     for name, valid in names.items():
         if getattr(args, name) is not None:
@@ -982,7 +998,8 @@ def _train(args: argparse.Namespace, recipe: dict[str, Any], config: Any, device
     try:
         try:
             history = fit(model, train_data, config, out_dir=run_dir, resume=args.resume, device=device,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, compile=args.compile,
+                          activation_checkpointing=args.activation_checkpointing, workers=args.workers)
         except (ValueError, TypeError, FloatingPointError, OSError) as err:
             if created and staging is None and not any(out.iterdir()):
                 out.rmdir()  # a failed command leaves no empty folder behind

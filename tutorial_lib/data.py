@@ -1121,6 +1121,7 @@ def batches(
     shuffle_seed: int | None = None,
     channels_last: bool = False,
     shard: tuple[int, int] | None = None,
+    workers: int = 0,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield ``(images, labels)`` batches on ``device``: float images in [0, 1], int64 labels.
 
@@ -1145,6 +1146,9 @@ def batches(
             ``(rank + 1) * b - 1`` of the batch, ``b = batch_size / world_size``. So the processes'
             slices of a step, put together in rank order, are exactly the batch one process would
             see (a short last batch of evaluation is cut as evenly as ``Tensor.tensor_split`` cuts).
+        workers: for a dataset read item by item, the ``DataLoader``'s worker processes (``num_workers``),
+            which read and decode images while the model trains; 0 reads them here. The batches are
+            the same with any number (the order is fixed before they start).
 
     Raises:
         TypeError / ValueError: for a dataset that is not one, a bad ``batch_size``, or a ``shard``
@@ -1153,6 +1157,7 @@ def batches(
     check_dataset("data", data)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     rank, world_size = _check_shard(shard, batch_size)
+    workers = check_int("workers", workers, minimum=0)
     device = torch.device(device)
     n = len(data)
     if shuffle_seed is None:
@@ -1163,7 +1168,9 @@ def batches(
     parts = [idx.tensor_split(world_size)[rank] if world_size > 1 else idx for idx in order[:stop].split(batch_size)]
     tensors = _tensor_view(data)
     if tensors is None:
-        loader = torch.utils.data.DataLoader(data, batch_sampler=[idx.tolist() for idx in parts], num_workers=0)
+        # Pinned (page-locked) host memory lets the copy to a GPU run asynchronously (non_blocking).
+        loader = torch.utils.data.DataLoader(data, batch_sampler=[idx.tolist() for idx in parts], num_workers=workers,
+                                             pin_memory=device.type == "cuda")
         chunks = iter(loader)
     else:
         chunks = ((tensors[0][idx], tensors[1][idx]) for idx in parts)

@@ -56,6 +56,7 @@ from tqdm.auto import tqdm
 from tutorial_lib._validate import check_bool, check_choice, check_int, check_number, suggest
 from tutorial_lib.data import Augment, as_augment, batches, check_dataset, to_float_images
 from tutorial_lib.env import choose_device
+from tutorial_lib.speed import COMPILE_MODES, checkpoint_stages, compile_network
 from tutorial_lib.multiscale import (
     PerScaleBatchNorm2d,
     ProgressiveResolution,
@@ -104,7 +105,7 @@ class History:
         step_loss: training loss of every optimizer step, in order.
         step_lr: learning rate used by every optimizer step, in order.
         interrupted: ``True`` when Ctrl-C stopped the run before its last epoch.
-        precision: the arithmetic of the training steps, ``"fp32"`` or ``"bf16"`` (mixed precision).
+        precision: the arithmetic of the training steps, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (mixed precision).
     """
 
     epochs: list[dict[str, Any]] = field(default_factory=list)
@@ -193,7 +194,7 @@ _EPOCH_KEYS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", 
 # --------------------------------------------------------------------------------------------------
 
 #: Values of ``FitConfig.precision``.
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 # Random streams derived from a run's seed with ``derive_seed(seed, STREAM, ...)``. Each source of
 # randomness draws from its own stream, so switching one on (augmentation, say) leaves the draws of
@@ -262,9 +263,14 @@ class FitConfig:
         precision: ``"fp32"``; ``"bf16"``: mixed precision, the forward pass and loss under
             ``torch.autocast`` with bfloat16 (convolutions and matrix products in bfloat16; weights,
             optimizer state and BatchNorm statistics in float32; bfloat16 keeps float32's exponent
-            range, so unlike float16 no loss scaling is needed); ``"auto"``: ``"bf16"`` where the
-            device runs it natively (``tutorial_lib.env.supports_bf16``), else ``"fp32"``
-            (``benchmarks/bench_precision.py`` measures the step time of both).
+            range, so unlike float16 no loss scaling is needed); ``"fp16"``: the same with float16,
+            whose small range (smallest normal 6e-5) would flush small gradients to zero, so the loss
+            is multiplied by a scale before backward and the gradients divided by it before the
+            step, the scale lowered whenever a step overflows (``torch.amp.GradScaler``; Micikevicius
+            et al. 2018, "Mixed Precision Training", sec 3.2): for GPUs without bfloat16 (before
+            NVIDIA's Ampere); ``"auto"``: ``"bf16"`` where the device runs it natively
+            (``tutorial_lib.env.supports_bf16``), else ``"fp32"`` (``benchmarks/bench_precision.py``
+            and ``benchmarks/bench_scaling.py`` measure the step times).
         sync_bn: under ``torch.distributed``, synchronize BatchNorm across the processes: each BatchNorm
             layer normalizes with the statistics of the whole global batch, as in one process, instead
             of its own process's ``batch_size / world_size`` images (Peng et al. 2018, "MegDet", sec 3.3;
@@ -292,7 +298,8 @@ class FitConfig:
     train_sizes: tuple[int, ...] | None = _setting(None, "train at these input sizes, e.g. 32,48,64 (one drawn per step)")
     progressive: bool = _setting(False, "go through the train sizes from small to large instead of drawing")
     channels_last: bool = _setting(False, "NHWC memory layout for weights and batches")
-    precision: str = _setting("fp32", "training arithmetic: bf16 is mixed precision, auto is bf16 where the hardware runs it natively", PRECISIONS)
+    precision: str = _setting("fp32", "training arithmetic: bf16 and fp16 (with loss scaling) are mixed precision, auto is bf16 "
+                              "where the hardware runs it natively", PRECISIONS)
     sync_bn: bool = _setting(False, "under torchrun, BatchNorm statistics over the whole global batch (SyncBatchNorm); "
                              "no effect in one process")
     seed: int = _setting(0, "random seed")
@@ -363,7 +370,7 @@ class _Plan:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
-    precision: str  # "fp32" or "bf16", "auto" resolved
+    precision: str  # "fp32", "bf16" or "fp16", "auto" resolved
     world_size: int  # processes of torch.distributed (1 without a process group)
 
 
@@ -412,6 +419,9 @@ def fit(
     device: str | torch.device | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    compile: str = "off",
+    activation_checkpointing: bool = False,
+    workers: int = 0,
     **settings: Any,
 ) -> History:
     """Train ``model`` on ``train_data`` and return the measured ``History``.
@@ -440,6 +450,14 @@ def fit(
             on every process of a distributed run. An exception it raises stops training and
             propagates (``tutorial_lib.tuning.search`` raises ``optuna.TrialPruned`` this way to stop a
             bad trial early); ``KeyboardInterrupt`` stops it as Ctrl-C does.
+        compile: ``"off"``, ``"static"`` or ``"dynamic"``: train through ``torch.compile`` (one graph
+            per input shape, or one with symbolic height and width for several ``train_sizes``;
+            ``tutorial_lib.speed.compile_network``). Validation runs the model uncompiled.
+        activation_checkpointing: keep only each residual stage's input during the forward pass and
+            recompute the rest during backward (``tutorial_lib.speed.checkpoint_stages``): less memory,
+            about one more forward pass of time, the same result.
+        workers: ``DataLoader`` worker processes that read and decode the images of a dataset that is
+            not held in tensors (Imagenette's JPEGs); 0 reads them in this process. No effect on the result.
         **settings: any ``FitConfig`` field (``epochs``, ``lr``, ``batch_size``, ...), replacing the
             value in ``config``. ``FitConfig``'s docstring describes each one.
 
@@ -467,10 +485,21 @@ def fit(
     check_bool("resume", resume)
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the run folder that holds checkpoint.pt")
+    check_choice("compile", compile, COMPILE_MODES)
+    check_bool("activation_checkpointing", activation_checkpointing)
+    check_int("workers", workers, minimum=0)
+    if compile != "off" and activation_checkpointing:
+        # Dynamo cannot trace checkpoint's context_fn, which restores BatchNorm statistics after the
+        # recomputation (tutorial_lib.speed.checkpoint_stages); without it they would update twice.
+        raise ValueError("compile and activation_checkpointing cannot be combined here: torch.compile cannot trace the "
+                         "recomputation that keeps BatchNorm statistics exact; use one of them (compile for speed, "
+                         "checkpointing for memory)")
     rank, world_size = _rank_and_world_size()
     device = _training_device(device)
     plan = _plan(config, len(train_data), device, world_size)
-    amp_dtype = torch.bfloat16 if plan.precision == "bf16" else None
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.precision)
+    # float16 gradients underflow without loss scaling; for fp32 and bf16 the scaler is a no-op.
+    scaler = torch.amp.GradScaler(device.type, enabled=plan.precision == "fp16")
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.preserve_format)
     opt = make_optimizer(model, config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum)
     sched = _make_scheduler(opt, config.schedule, total_steps=plan.total_steps, warmup_steps=plan.warmup_steps)
@@ -480,7 +509,7 @@ def fit(
     if resume:
         if world_size > 1:
             torch.distributed.barrier()  # rank 0 may still be writing the checkpoint of a fit just ended
-        history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, _run_record(config, plan), device)
+        history, start_epoch = _load_checkpoint(ckpt_path, model, opt, sched, _run_record(config, plan), device, scaler)
     else:
         torch.manual_seed(derive_seed(config.seed, STREAM_TORCH))
     resolution = _resolution_schedule(config, plan)
@@ -491,7 +520,8 @@ def fit(
     # One process trains `net`, the model itself. Several: `net` is the model wrapped in DDP, and
     # each process takes its slice of every global batch (`shard`), whose augmentation parameters
     # are the slice `rows` of the whole batch's draws.
-    net, shard, rows, undo_sync_bn = model, None, None, None
+    net = ddp = model
+    shard, rows, undo_sync_bn, undo_checkpointing = None, None, None, None
     # Redraw the bar at most twice a second: in Jupyter every redraw is a widget message, and a
     # cell that floods the output channel with thousands of them can lose its last messages.
     bar = tqdm(total=epochs * steps, initial=start_epoch * steps, desc="fit", unit="step", disable=not progress or rank != 0,
@@ -500,14 +530,17 @@ def fit(
         if world_size > 1:
             # SyncBN goes in before DDP wraps the model, as PyTorch's SyncBatchNorm documentation says.
             undo_sync_bn = synchronize_batch_norm(model, device) if config.sync_bn else None
-            net, shard, rows = _data_parallel(model, device), (rank, world_size), (rank * config.batch_size // world_size,
+            ddp, shard, rows = _data_parallel(model, device), (rank, world_size), (rank * config.batch_size // world_size,
                                                                                   config.batch_size)
+        undo_checkpointing = checkpoint_stages(model) if activation_checkpointing else None
+        net = compile_network(ddp, compile)
         for epoch in range(start_epoch, epochs):
             model.train()
             start, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
             order_seed = derive_seed(seed, STREAM_SHUFFLE, epoch)
             for step, (images, labels) in enumerate(batches(train_data, config.batch_size, device, shuffle_seed=order_seed,
-                                                            channels_last=config.channels_last, shard=shard)):
+                                                            channels_last=config.channels_last, shard=shard,
+                                                            workers=workers)):
                 # Resize first, then augment at the resolution the network sees: a 64-px batch
                 # shrunk to 32 px has 4x fewer pixels to resample.
                 if resolution is not None:
@@ -523,11 +556,13 @@ def fit(
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(_nonfinite_message(loss_value, epoch, step, config.lr, config.grad_clip))
                 opt.zero_grad(set_to_none=True)
-                loss.backward()  # under DDP, this also averages the gradients over the processes
+                scaler.scale(loss).backward()  # under DDP, this also averages the gradients over the processes
                 if config.grad_clip is not None:
+                    scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 history.step_lr.append(opt.param_groups[0]["lr"])
-                opt.step()
+                scaler.step(opt)  # skipped (and the scale halved) if a float16 gradient overflowed
+                scaler.update()
                 sched.step()
                 history.step_loss.append(loss_value)
                 loss_sum += loss_value * len(labels)
@@ -548,7 +583,7 @@ def fit(
                 record.update(val_loss=val["loss"], val_acc=val["accuracy"])
             history.epochs.append(record)
             if ckpt_path is not None and rank == 0:
-                _save_checkpoint(ckpt_path, model, opt, sched, history, _run_record(config, plan))
+                _save_checkpoint(ckpt_path, model, opt, sched, history, _run_record(config, plan), scaler)
             if progress and rank == 0:
                 bar.write(_format_record(record, epochs))
             if on_epoch_end is not None:
@@ -559,11 +594,13 @@ def fit(
             bar.write(f"interrupted during epoch {len(history) + 1}; the checkpoint keeps epoch {len(history)}")
     finally:
         bar.close()
-        if net is not model:
+        if undo_checkpointing is not None:
+            undo_checkpointing()
+        if ddp is not model:
             # DDP's gradient hooks would stay on the parameters until the wrapper is garbage-collected
             # (pytorch/pytorch#96490): a later fit of the same model must not reach them.
             # The method is private; where a PyTorch lacks it, dropping the wrapper below has to do.
-            remove = getattr(net, "_remove_autograd_hooks", None)
+            remove = getattr(ddp, "_remove_autograd_hooks", None)
             if remove is not None:
                 remove()
         if undo_sync_bn is not None:
@@ -706,13 +743,13 @@ def run_record(config: FitConfig, train_size: int, device: torch.device | str, w
 
 
 def _resolve_precision(precision: str, device: torch.device) -> str:
-    """``"fp32"`` or ``"bf16"``: what ``precision`` means on ``device`` (``"auto"`` asks the hardware)."""
+    """``"fp32"``, ``"bf16"`` or ``"fp16"``: what ``precision`` means on ``device`` (``"auto"`` asks the hardware)."""
     from tutorial_lib.env import supports_bf16
 
     if precision == "auto":
         return "bf16" if supports_bf16(device) else "fp32"
-    if precision == "bf16" and device.type == "mps":
-        raise ValueError("precision='bf16' is not supported on MPS here; use 'fp32' or 'auto'")
+    if precision in ("bf16", "fp16") and device.type == "mps":
+        raise ValueError(f"precision={precision!r} is not supported on MPS here; use 'fp32' or 'auto'")
     return precision
 
 
@@ -889,7 +926,8 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
     return state
 
 
-def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, history: History, config: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, history: History, config: dict[str, Any],
+                     scaler: torch.amp.GradScaler | None = None) -> None:
     """Write the checkpoint atomically: a crash mid-write leaves the previous one intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     device = next(model.parameters()).device
@@ -903,6 +941,8 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, s
         "history": history.to_dict(),
         "config": config,
     }
+    if scaler is not None and scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()  # the loss scale a float16 run has reached
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -930,7 +970,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, config: dict[str, Any], device: torch.device) -> tuple[History, int]:
+def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, config: dict[str, Any], device: torch.device,
+                     scaler: torch.amp.GradScaler | None = None) -> tuple[History, int]:
     state = load_checkpoint(path, map_location=device)
     if state.get("format") != 2:
         raise ValueError(f"{path} was written by an older version of fit (format {state.get('format')}); "
@@ -951,6 +992,8 @@ def _load_checkpoint(path: Path | None, model: nn.Module, opt: torch.optim.Optim
                          "model the run was started with") from None
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"].cpu())
     if "cuda" in state["rng"] and device.type == "cuda":
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
