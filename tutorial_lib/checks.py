@@ -41,9 +41,11 @@ __all__ = [
     "check_preact_block",
     "check_receptive_field_function",
     "check_res2net_params_function",
+    "check_scaled_run_function",
     "check_shortcut_function",
     "check_small_resnet",
     "check_smooth_losses_function",
+    "check_stage_memory_function",
     "check_stage_shapes",
     "check_test_size_function",
     "check_uniform_stack_function",
@@ -1406,3 +1408,83 @@ def check_winning_channel_function(fn: Callable[[Tensor], Tensor]) -> None:
         raise AssertionError(f"image {wrong}: the winner is channel {int(expected[wrong])}, your function says "
                              f"{int(got[wrong])}; {hint}")
     _ok(f"your function names the deciding channel of all {logits.shape[1]} images")
+
+
+def check_scaled_run_function(fn: Callable[[dict, int, int], dict]) -> None:
+    """Check ``fn(fit_settings, world_size, per_rank_batch) -> fit_settings``: a recipe moved to more devices.
+
+    Notebook 10, exercise 1. ``fit``'s ``batch_size`` is the global batch: with ``world_size``
+    processes of ``per_rank_batch`` images each it is their product. The learning rate follows the
+    linear scaling rule (Goyal et al. 2017, sec 2.1: k times the batch, k times the rate), and the
+    warm-up keeps its length in epochs (their gradual warm-up, sec 2.2, is 5 epochs at any batch).
+    The other settings are kept, and the input is not modified.
+    """
+    import copy
+    import math
+
+    cases = [({"batch_size": 64, "lr": 4e-3, "epochs": 4, "warmup_epochs": 1.2}, 8, 32),
+             ({"batch_size": 256, "lr": 0.1, "epochs": 90, "warmup_epochs": 5, "optimizer": "sgd"}, 32, 256),
+             ({"batch_size": 128, "lr": 8e-3, "epochs": 5}, 1, 64)]
+    for settings, world_size, per_rank in cases:
+        original = copy.deepcopy(settings)
+        got = _call(fn, settings, world_size, per_rank)
+        if settings != original:
+            raise AssertionError("return a new dict and leave the recipe's settings as they were (copy them first)")
+        if not isinstance(got, dict):
+            raise AssertionError(f"return the fit settings as a dict, got {type(got).__name__}")
+        batch = world_size * per_rank
+        if got.get("batch_size") != batch:
+            hint = (" batch_size is the global batch, per_rank_batch x world_size" if got.get("batch_size") == per_rank
+                    else "")
+            raise AssertionError(f"{world_size} processes x {per_rank} images: batch_size should be {batch}, got "
+                                 f"{got.get('batch_size')!r}.{hint}")
+        lr = original["lr"] * batch / original["batch_size"]
+        if not isinstance(got.get("lr"), (int, float)) or not math.isclose(got["lr"], lr, rel_tol=1e-9):
+            raise AssertionError(f"batch {original['batch_size']} -> {batch} with lr {original['lr']:g}: the linear scaling "
+                                 f"rule gives {lr:g} (lr x new batch / old batch), got {got.get('lr')!r}")
+        for key, value in original.items():
+            if key not in ("batch_size", "lr") and got.get(key) != value:
+                raise AssertionError(f"{key} should stay {value!r} (warm-up and epochs are counted in epochs, which "
+                                     f"do not change with the batch), got {got.get(key)!r}")
+    _ok("the global batch and the learning rate scale together; everything else is kept")
+
+
+def check_stage_memory_function(fn: Callable[[Any, Tensor], dict]) -> None:
+    """Check ``fn(model, images) -> {stage name: bytes}``: what each residual stage keeps for backward.
+
+    Notebook 10, exercise 2. The reference captures each stage's input with a forward hook, then
+    counts ``tutorial_lib.speed.saved_activation_bytes(stage, input, loss=False)`` for each stage.
+    """
+    import torch
+
+    from tutorial_lib.models import resnet18
+    from tutorial_lib.speed import residual_stages, saved_activation_bytes
+
+    torch.manual_seed(0)
+    model = resnet18(num_classes=10, width=4, stem="small").train()
+    images = torch.rand(4, 3, 32, 32)
+    inputs: dict[str, Tensor] = {}
+    hooks = [stage.register_forward_pre_hook(lambda module, args, name=name: inputs.__setitem__(name, args[0]))
+             for name, stage in residual_stages(model)]
+    with torch.no_grad():
+        model(images)
+    for hook in hooks:
+        hook.remove()
+    expected = {name: saved_activation_bytes(stage, inputs[name], loss=False) for name, stage in residual_stages(model)}
+    got = _call(fn, model, images)
+    if not isinstance(got, dict):
+        raise AssertionError(f"return a dict {{stage name: bytes}}, got {type(got).__name__}")
+    if sorted(got) != sorted(expected):
+        raise AssertionError(f"one entry per residual stage, named as model.named_modules() names them: "
+                             f"{sorted(expected)}; got {sorted(got)}")
+    total = saved_activation_bytes(model, images)
+    for name, value in expected.items():
+        if got[name] != value:
+            if got[name] == total:
+                hint = "that is the whole model's count: run saved_activation_bytes on the stage, with the stage's input"
+            elif got[name] * 4 == value or got[name] == value // 4:
+                hint = "count bytes, not elements (float32: 4 bytes each)"
+            else:
+                hint = "capture each stage's input with a forward pre-hook, then saved_activation_bytes(stage, input, loss=False)"
+            raise AssertionError(f"{name}: {value} bytes expected, got {got[name]}; {hint}")
+    _ok(f"your counts match for all {len(expected)} stages ({sum(expected.values()) / 2**10:.0f} KiB in all at 32 px, batch 4)")

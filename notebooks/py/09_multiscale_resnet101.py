@@ -625,8 +625,8 @@ plt.show()
 # (https://github.com/fastai/imagenette) lists 87.4% at 128 px after 5 epochs, for an `xse_resnext50`
 # with a tuned recipe; we would expect a plain ResNet-101 trained from scratch for 5 epochs to land
 # below it (a guess, not a measurement).
-# The series has not measured it (no GPU was lent to it), and the CLI has no Imagenette recipe yet:
-# notebook 10, on scaling up, adds one.
+# The series has not measured it (no GPU was lent to it). Notebook 10, on scaling up, gives the
+# command line's `gpu-imagenette-resnet101` recipe for it and the commands for one or several GPUs.
 #
 # ## Exercises
 #
