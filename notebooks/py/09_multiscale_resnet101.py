@@ -24,7 +24,7 @@
 # **Prerequisites.** Notebooks 04 (ResNet-101 and its state_dict keys), 05 (BatchNorm statistics,
 # `recalibrate_bn`) and 07 (multi-resolution training, recalibration, multi-scale testing).
 #
-# **Run time:** about 2 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# **Run time:** about 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 # The full-budget runs (a few minutes each, three seeds per recipe) are read from
 # `benchmarks/results/`, and the trained weights of one of them are loaded and examined here; a
 # short training run shows the recipe's code path and its cost.
