@@ -147,7 +147,7 @@ def test_train_help_lists_recipes_and_every_default_from_the_recipes(capsys):
         assert f"{name} {'(default) ' if name == DEFAULT_RECIPE else ''}{get_recipe(name)['description']}" in text
     base, tuned = get_recipe(DEFAULT_RECIPE)["fit"], get_recipe("cpu-tuned")["fit"]
     assert (f"--lr X peak learning rate (default: the recipe's; {DEFAULT_RECIPE}: {base['lr']:g}, cpu-tuned: {tuned['lr']:g}, "
-            f"gpu-imagenette-resnet101: 0.008)") in text
+            f"gpu-imagenette-resnet101: 0.006)") in text
     assert f"label smoothing, 0 to switch off (default: the recipe's; {DEFAULT_RECIPE}: {base['label_smoothing']:g}," in text
     assert (f"--width N base channel width of the ResNet (default: the recipe's; {DEFAULT_RECIPE}: 16, cpu-msresnet101: 4, "
             "gpu-imagenette-resnet101: 64)") in text

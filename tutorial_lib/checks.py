@@ -1414,17 +1414,19 @@ def check_scaled_run_function(fn: Callable[[dict, int, int], dict]) -> None:
     """Check ``fn(fit_settings, world_size, per_rank_batch) -> fit_settings``: a recipe moved to more devices.
 
     Notebook 10, exercise 1. ``fit``'s ``batch_size`` is the global batch: with ``world_size``
-    processes of ``per_rank_batch`` images each it is their product. The learning rate follows the
-    linear scaling rule (Goyal et al. 2017, sec 2.1: k times the batch, k times the rate), and the
-    warm-up keeps its length in epochs (their gradual warm-up, sec 2.2, is 5 epochs at any batch).
-    The other settings are kept, and the input is not modified.
+    processes of ``per_rank_batch`` images each it is their product. The learning rate grows with
+    the batch by the rule of the optimizer: linearly for SGD (Goyal et al. 2017, sec 2.1: k times the
+    batch, k times the rate), with the square root for AdamW (Malladi et al. 2022, "On the SDEs and
+    Scaling Rules for Adaptive Gradient Algorithms", the square-root scaling rule). ``fit``'s default
+    optimizer is AdamW. Every other setting is kept, and the input is not modified.
     """
     import copy
     import math
 
-    cases = [({"batch_size": 64, "lr": 4e-3, "epochs": 4, "warmup_epochs": 1.2}, 8, 32),
+    cases = [({"batch_size": 64, "lr": 4e-3, "epochs": 4, "optimizer": "adamw"}, 8, 32),
              ({"batch_size": 256, "lr": 0.1, "epochs": 90, "warmup_epochs": 5, "optimizer": "sgd"}, 32, 256),
-             ({"batch_size": 128, "lr": 8e-3, "epochs": 5}, 1, 64)]
+             ({"batch_size": 128, "lr": 8e-3, "epochs": 5}, 1, 64),
+             ({"batch_size": 128, "lr": 0.05, "epochs": 5, "optimizer": "sgd"}, 2, 32)]
     for settings, world_size, per_rank in cases:
         original = copy.deepcopy(settings)
         got = _call(fn, settings, world_size, per_rank)
@@ -1438,15 +1440,22 @@ def check_scaled_run_function(fn: Callable[[dict, int, int], dict]) -> None:
                     else "")
             raise AssertionError(f"{world_size} processes x {per_rank} images: batch_size should be {batch}, got "
                                  f"{got.get('batch_size')!r}.{hint}")
-        lr = original["lr"] * batch / original["batch_size"]
+        optimizer = original.get("optimizer", "adamw")
+        k = batch / original["batch_size"]
+        lr = original["lr"] * (k if optimizer == "sgd" else math.sqrt(k))
         if not isinstance(got.get("lr"), (int, float)) or not math.isclose(got["lr"], lr, rel_tol=1e-9):
-            raise AssertionError(f"batch {original['batch_size']} -> {batch} with lr {original['lr']:g}: the linear scaling "
-                                 f"rule gives {lr:g} (lr x new batch / old batch), got {got.get('lr')!r}")
+            if isinstance(got.get("lr"), (int, float)) and math.isclose(got["lr"], original["lr"] * (math.sqrt(k) if optimizer == "sgd" else k)):
+                hint = "you used the other optimizer's rule: linear for sgd, square root for adamw"
+            elif "optimizer" not in original:
+                hint = "no optimizer given means fit's default, adamw (square-root rule)"
+            else:
+                hint = "k = new batch / old batch; sgd: lr x k, adamw: lr x sqrt(k)"
+            raise AssertionError(f"{optimizer}, batch {original['batch_size']} -> {batch}, lr {original['lr']:g}: expected "
+                                 f"{lr:g}, got {got.get('lr')!r}; {hint}")
         for key, value in original.items():
             if key not in ("batch_size", "lr") and got.get(key) != value:
-                raise AssertionError(f"{key} should stay {value!r} (warm-up and epochs are counted in epochs, which "
-                                     f"do not change with the batch), got {got.get(key)!r}")
-    _ok("the global batch and the learning rate scale together; everything else is kept")
+                raise AssertionError(f"{key} should stay {value!r}, got {got.get(key)!r}")
+    _ok("the global batch and the learning rate scale together, by each optimizer's rule; everything else is kept")
 
 
 def check_stage_memory_function(fn: Callable[[Any, Tensor], dict]) -> None:

@@ -257,9 +257,10 @@ class FitConfig:
         progressive: with several ``train_sizes``, go through them from small to large in equal
             phases instead (``tutorial_lib.multiscale.ProgressiveResolution``).
         channels_last: store the model's weights and the batches in the NHWC ("channels last")
-            layout. On a CPU, oneDNN's convolutions (backward especially) run several times faster
-            for the narrow ResNets of this series (``benchmarks/bench_default_recipe.py``); a model
-            that reshapes feature maps with ``.view`` may need ``.reshape`` instead.
+            layout, which oneDNN's CPU convolutions and GPUs' tensor cores are written for: a
+            ``cpu-baseline`` training step took 0.8-0.85 of its NCHW time on the series' 2-core CPU
+            (``benchmarks/bench_scaling.py``, notebook 10); a model that reshapes feature maps with
+            ``.view`` may need ``.reshape`` instead.
         precision: ``"fp32"``; ``"bf16"``: mixed precision, the forward pass and loss under
             ``torch.autocast`` with bfloat16 (convolutions and matrix products in bfloat16; weights,
             optimizer state and BatchNorm statistics in float32; bfloat16 keeps float32's exponent
