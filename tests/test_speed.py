@@ -4,8 +4,6 @@ torch.compile within float rounding, float16 with loss scaling resumably; and th
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from torch import nn

@@ -56,7 +56,6 @@ from tqdm.auto import tqdm
 from tutorial_lib._validate import check_bool, check_choice, check_int, check_number, suggest
 from tutorial_lib.data import Augment, as_augment, batches, check_dataset, to_float_images
 from tutorial_lib.env import choose_device
-from tutorial_lib.speed import COMPILE_MODES, checkpoint_stages, compile_network
 from tutorial_lib.multiscale import (
     PerScaleBatchNorm2d,
     ProgressiveResolution,
@@ -66,6 +65,7 @@ from tutorial_lib.multiscale import (
     resize_batch,
 )
 from tutorial_lib.norm import synchronize_batch_norm
+from tutorial_lib.speed import COMPILE_MODES, checkpoint_stages, compile_network
 
 __all__ = [
     "BREAKDOWNS", "CHECKPOINT_NAME", "DEFAULT_WARMUP", "OPTIMIZERS", "PRECISIONS", "SCHEDULES", "STEP_MILESTONES",
