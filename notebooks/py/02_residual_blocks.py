@@ -56,6 +56,7 @@ if "google.colab" in sys.modules:
 # ## Setup
 
 # %%
+import copy
 import json
 import math
 import sys
@@ -126,8 +127,8 @@ print(f"device: {device}, depths: {6 * SHALLOW_BLOCKS + 2} and {6 * BLOCKS + 2} 
 # ```
 #
 # If the best thing a block can do is nothing, a residual block only has to drive its branch's
-# output to zero (with a BatchNorm last in the branch, as here, its scale and shift must go to zero;
-# section 9 uses that), whereas a plain block has to make two convolutions, two BatchNorms and two
+# output to zero (section 9 and exercise 2 come back to how, with a BatchNorm last in the branch),
+# whereas a plain block has to make two convolutions, two BatchNorms and two
 # ReLUs reproduce their input exactly. The basic block of ResNet-18 and -34 (Fig. 2 and Fig. 5 left of
 # the paper) is two 3x3 convolutions, each followed by BatchNorm, a ReLU in between, and a ReLU
 # after the addition:
@@ -441,16 +442,16 @@ checks.claim(grow > 1.5, f"the residual stream's std grows along the deep networ
 
 
 # %% [markdown]
-# In the residual stage the activations' scale grows block after block: each block adds a branch of
-# roughly unit variance (its last BatchNorm has `γ = 1`) to the stream, and variances of nearly
-# independent terms add, so the stream's variance grows with the number of blocks (the printed
-# standard deviations rise from the first block of the stage to the last). The plain blocks reset
-# the scale at every block. The
-# classifier of the deep residual network therefore receives larger features, produces larger
-# logits, and a random network with large logits is confidently wrong: its loss starts above
-# `ln 10`, and more so the deeper it is. The curves of section 8 start there. Section 9 removes the
-# cause: with the last BatchNorm's `γ` of every block at zero, each branch adds nothing at first, and
-# the loss starts near `ln 10` (measured there).
+# In the residual stage the activations' scale grows block after block: each block adds a branch
+# whose last BatchNorm outputs unit variance per channel (`γ = 1`) to the stream, and variances of
+# nearly independent terms add; the ReLU after the addition then removes part of the sum again (its
+# negative half), so the stream's variance grows by less than one per block, but it grows with the
+# number of blocks (the printed standard deviations rise from the first block of the stage to the
+# last). The plain blocks reset the scale at every block. The classifier of the deep residual
+# network therefore receives larger features and produces larger logits, and a random network with
+# larger logits is more confident while no more often right: its loss starts above `ln 10`, and
+# more so the deeper it is. The curves of section 8 start there. Section 9 removes the cause by
+# making each branch add nothing at first, and the loss then starts near `ln 10` (measured there).
 
 # %% [markdown]
 # ## 7. The training loop, written out
@@ -757,6 +758,11 @@ zero_norms = gradient_norms(zero_init, images, labels)
 learning = [name for name, norm in zero_norms.items() if norm > 0.0]
 print(f"{len(zero_norms) - len(learning)} of {len(zero_norms)} conv/linear layers get exactly zero gradient")
 print("the others:", learning)
+probe = copy.deepcopy(zero_init).train()  # a copy: this forward pass updates BatchNorm statistics
+F.cross_entropy(probe(to_float_images(images.to(device))), labels.to(device)).backward()
+last_bns = [m.bn2 for m in probe.modules() if isinstance(m, BasicBlock)]
+moving = sum(bool(bn.weight.grad.abs().sum() > 0) for bn in last_bns)
+print(f"the last BatchNorm's gamma gets a non-zero gradient in {moving} of {len(last_bns)} blocks")
 
 
 # %% [markdown]
@@ -764,8 +770,8 @@ print("the others:", learning)
 # section 6 is gone. Every convolution inside a residual branch gets **exactly zero** gradient at the
 # first step: its output is multiplied by `γ = 0` on the way out, so its gradient is multiplied by
 # zero on the way back. What learns first is the path the shortcuts leave (the stem, the two
-# projections, the classifier) and, in each block, the last BatchNorm's `γ` and `β`, whose gradients
-# are not zero. As soon as the `γ`s leave zero, the branches start learning too. At initialisation
+# projections, the classifier) and, in each block, the last BatchNorm's `γ` and `β`: the last line
+# counts the blocks whose `γ` gets a non-zero gradient. As soon as the `γ`s leave zero, the branches start learning too. At initialisation
 # the network is effectively four weighted layers deep (the stem, the two projections and the
 # classifier); it grows into its depth as it trains.
 # Notebook 05 measures what this initialisation changes in training.
