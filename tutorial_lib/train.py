@@ -270,8 +270,8 @@ class FitConfig:
             step, the scale lowered whenever a step overflows (``torch.amp.GradScaler``; Micikevicius
             et al. 2018, "Mixed Precision Training", sec 3.2): for GPUs without bfloat16 (before
             NVIDIA's Ampere); ``"auto"``: ``"bf16"`` where the device runs it natively
-            (``tutorial_lib.env.supports_bf16``), else ``"fp32"`` (``benchmarks/bench_precision.py``
-            and ``benchmarks/bench_scaling.py`` measure the step times).
+            (``tutorial_lib.env.supports_bf16``), else ``"fp32"`` (``benchmarks/bench_scaling.py --only precision``
+            measures the step times).
         sync_bn: under ``torch.distributed``, synchronize BatchNorm across the processes: each BatchNorm
             layer normalizes with the statistics of the whole global batch, as in one process, instead
             of its own process's ``batch_size / world_size`` images (Peng et al. 2018, "MegDet", sec 3.3;

@@ -20,7 +20,7 @@
 # **Prerequisites.** Notebook 05 (BatchNorm statistics, its batch-size sweep) and 08 (learning-rate
 # schedules and warm-up); the README's "Two commands" (the `train` command line).
 #
-# **Run time:** about 1 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
+# **Run time:** about 2 min with the defaults, measured on the machine the README's syllabus describes (2 cores, no GPU).
 # It starts real two-process runs with `torchrun`. The slow measurements (compilation takes most
 # of a minute per graph here; a ResNet-101 step at 224 px several seconds) are read from
 # `benchmarks/results/scaling.json`, written by `benchmarks/bench_scaling.py`.
@@ -314,13 +314,11 @@ def make_train_step(layout):
 
 
 steps = {"NCHW": make_train_step(torch.contiguous_format), "NHWC": make_train_step(torch.channels_last)}
-times = {name: [] for name in steps}
-for round_index in range(TIMING_ROUNDS + 2):
-    for name in (steps if round_index % 2 == 0 else list(steps)[::-1]):
-        start = time.perf_counter()
-        steps[name]()
-        if round_index >= 2:  # the first rounds warm up oneDNN's kernel caches
-            times[name].append(time.perf_counter() - start)
+# The benchmarks' timer: A then B, then B then A, ...; 2 unmeasured rounds warm oneDNN's kernel caches.
+sys.path.insert(0, str(root))  # the repository root, so that its benchmarks/ folder imports
+from benchmarks.bench_resnet101_step import interleaved_times  # noqa: E402
+
+times = interleaved_times(steps, 2, TIMING_ROUNDS, torch.device("cpu"))
 ratios = sorted(a / b for a, b in zip(times["NHWC"], times["NCHW"]))
 stored_ratio = scaling["channels_last"]["ratio_nhwc_over_nchw"]
 print(f"median step: NCHW {1000 * statistics.median(times['NCHW']):.0f} ms, NHWC {1000 * statistics.median(times['NHWC']):.0f} ms")
